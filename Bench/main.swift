@@ -1,0 +1,2 @@
+import TailDraft
+print("taildraft-bench")

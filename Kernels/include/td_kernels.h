@@ -1,0 +1,3 @@
+#ifndef TD_KERNELS_H
+#define TD_KERNELS_H
+#endif

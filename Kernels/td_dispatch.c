@@ -1,0 +1,1 @@
+#include "td_kernels.h"
