@@ -1,3 +1,147 @@
+/*
+ * TailDraft's C kernels: quantized matrix products, normalisation, RoPE and attention.
+ *
+ * Contracts shared by every kernel:
+ * - Functions return 0 on success and a negative TD_E* code on invalid arguments; none exits.
+ * - Batch invariance: each output element is computed by the same instructions in the same
+ *   order whatever the batch size m, the row's index in the batch and the thread count. Work
+ *   is split across threads by output rows, attention heads or query rows, never along a
+ *   reduction axis. Results may differ between ISA paths, never within one.
+ * - Matrices are row-major in ggml order: a weight with `rows` rows of `cols` elements stores
+ *   row r at byte offset r * td_row_bytes(type, cols).
+ */
 #ifndef TD_KERNELS_H
 #define TD_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "td_quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes. */
+#define TD_OK 0
+#define TD_EINVAL (-1)      /* an argument is out of range */
+#define TD_ETYPE (-2)       /* the tensor type has no kernel */
+#define TD_EISA (-3)        /* the requested ISA path is not supported by this CPU */
+#define TD_ENOMEM (-4)      /* a scratch allocation failed */
+
+/* Tensor type codes, equal to ggml's. */
+enum td_type {
+    TD_TYPE_F32 = 0,
+    TD_TYPE_F16 = 1,
+    TD_TYPE_Q4_0 = 2,
+    TD_TYPE_Q4_1 = 3,
+    TD_TYPE_Q8_0 = 8,
+    TD_TYPE_BF16 = 30,
+};
+
+/* Instruction-set paths. */
+enum td_isa {
+    TD_ISA_SCALAR = 0,  /* portable C; the reference every other path is tested against */
+    TD_ISA_AVX2 = 1,    /* AVX2 + FMA + F16C */
+    TD_ISA_AVX512 = 2,  /* AVX-512 F/BW/DQ/VL + VNNI */
+};
+
+/* Returns the best path this CPU supports. */
+int td_isa_best(void);
+/* Returns the active path. The first call picks td_isa_best(), or the path named by the
+ * TAILDRAFT_ISA environment variable (scalar, avx2 or avx512) when it is set and supported. */
+int td_isa_active(void);
+/* Selects a path for all later calls; returns TD_EISA if the CPU lacks it. Not thread-safe
+ * against concurrent kernel calls. */
+int td_isa_set(int isa);
+/* Returns a static name for a path: "scalar", "avx2", "avx512". */
+const char *td_isa_name(int isa);
+/* Parses a path name; returns -1 for an unknown name. */
+int td_isa_parse(const char *name);
+
+/* Returns whether the kernels can multiply weights of this type. */
+int td_type_supported(int type);
+/* Returns the bytes of one row of `cols` elements, or 0 when cols is not a multiple of the
+ * block size or the type is unknown. */
+size_t td_row_bytes(int type, int64_t cols);
+
+/* Half-float conversion (exact for fp16 -> fp32; round-to-nearest-even for fp32 -> fp16). */
+float td_fp16_to_fp32(td_fp16 h);
+td_fp16 td_fp32_to_fp16(float f);
+float td_bf16_to_fp32(uint16_t h);
+
+/* Quantizes n activations (n a multiple of 32) into n / 32 blocks. */
+int td_quantize_row_q8_act(const float *x, td_block_q8_act *y, int64_t n);
+/* Dequantizes one row of n elements of any supported type into floats. */
+int td_dequantize_row(int type, const void *src, float *dst, int64_t n);
+
+/* Dot product of one weight row of `n` elements with a float activation row, using the
+ * active ISA path exactly as td_matmul does (activations are quantized first for quantized
+ * weights). For tests and benchmarks. */
+int td_dot_row(int type, const void *w, const float *x, int64_t n, float *result);
+
+/* One weight matrix of a td_matmul call. */
+typedef struct {
+    int32_t type;           /* td_type of the weights */
+    int64_t rows;           /* output features */
+    const void *data;       /* rows * td_row_bytes(type, cols) bytes */
+    float *out;             /* out[i * out_stride + r] receives row r for batch row i */
+    int64_t out_stride;     /* floats between consecutive batch rows of out; >= rows */
+} td_matrix;
+
+/*
+ * Multiplies m activation rows (x[i * x_stride .. + cols]) by each of n_mats weight matrices
+ * that share the same input: out = x * W^T. Fusing matrices that share an input (Q, K and V;
+ * gate and up) saves a thread barrier per matrix.
+ *
+ * scratch must hold td_matmul_scratch_bytes(m, cols) bytes (activations quantized once per
+ * row). Threads: nthreads >= 1 OpenMP threads split the rows of all matrices; each output
+ * element is computed by one thread in a fixed order (see the batch-invariance contract).
+ * Cost: O(m * cols * total rows) multiply-adds; each weight row is read once per call.
+ */
+int td_matmul(const td_matrix *mats, int n_mats, const float *x, int64_t m, int64_t cols,
+              int64_t x_stride, void *scratch, int nthreads);
+size_t td_matmul_scratch_bytes(int64_t m, int64_t cols);
+
+/* y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i] for each of m rows of n elements. The sum of
+ * squares runs in element order. y may alias x. */
+int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, float eps);
+
+/*
+ * Rotates adjacent pairs (x[2i], x[2i+1]) of each head by pos * base^(-2i / head_dim)
+ * (llama's "normal" RoPE as GGUF files of the llama architecture expect).
+ * x holds m rows of n_heads * head_dim floats with row stride `stride`; positions[m].
+ */
+int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                  const int32_t *positions, float base);
+
+/* out[i] = silu(gate[i]) * up[i] for n elements. out may alias gate or up. */
+int td_swiglu(const float *gate, const float *up, float *out, int64_t n);
+
+/*
+ * Grouped-query attention for m query rows.
+ *
+ * q: m rows of n_heads * head_dim floats (row stride q_stride). Query head h reads KV head
+ * h / (n_heads / n_kv_heads). Row i attends to KV slots listed in
+ * slots[slot_offsets[i] .. slot_offsets[i + 1]) in strictly increasing order, reading keys
+ * from k_base[i] + slot * kv_stride and values from v_base[i] + slot * kv_stride (each slot
+ * holds n_kv_heads * head_dim floats), so rows of different sequences may share a call.
+ * out: m rows of n_heads * head_dim floats (row stride out_stride).
+ *
+ * Each (row, head) walks its slots in list order: scores, a running max, exponentials and a
+ * weighted sum of values, all in slot order. The result for a row depends only on its query
+ * and the listed slots' contents, not on m or the thread count.
+ */
+int td_attention(const float *q, int64_t q_stride, int64_t m, int n_heads, int n_kv_heads,
+                 int head_dim, const float *const *k_base, const float *const *v_base,
+                 int64_t kv_stride, const int32_t *slot_offsets, const int32_t *slots,
+                 float *out, int64_t out_stride, int nthreads);
+
+/* Sets libomp's spin time after a parallel region, in milliseconds (libomp's default is 200,
+ * which burns an idle core). */
+void td_set_blocktime_ms(int ms);
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif

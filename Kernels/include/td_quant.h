@@ -1,0 +1,50 @@
+/*
+ * Block layouts of the quantized tensor types, bit-compatible with ggml's GGUF encoding.
+ *
+ * Every quantized type stores a row as consecutive blocks of TD_QK = 32 elements. Element i of
+ * a block is dequantized as shown next to each struct. Scales are IEEE half floats (td_fp16).
+ */
+#ifndef TD_QUANT_H
+#define TD_QUANT_H
+
+#include <stdint.h>
+
+#define TD_QK 32
+
+typedef uint16_t td_fp16;
+
+/* Q4_0: 4.5 bits per weight. x[i] = d * (q[i] - 8), q[i] in 0..15.
+ * qs[j] holds element j in its low nibble and element j + 16 in its high nibble. */
+typedef struct {
+    td_fp16 d;                  /* scale */
+    uint8_t qs[TD_QK / 2];      /* 32 unsigned 4-bit values */
+} td_block_q4_0;
+_Static_assert(sizeof(td_block_q4_0) == 18, "Q4_0 block must be 18 bytes");
+
+/* Q4_1: 5 bits per weight. x[i] = d * q[i] + m, q[i] in 0..15; nibble order as Q4_0. */
+typedef struct {
+    td_fp16 d;                  /* scale */
+    td_fp16 m;                  /* minimum (offset) */
+    uint8_t qs[TD_QK / 2];      /* 32 unsigned 4-bit values */
+} td_block_q4_1;
+_Static_assert(sizeof(td_block_q4_1) == 20, "Q4_1 block must be 20 bytes");
+
+/* Q8_0: 8.5 bits per weight. x[i] = d * q[i], q[i] in -127..127. */
+typedef struct {
+    td_fp16 d;                  /* scale */
+    int8_t qs[TD_QK];           /* 32 signed 8-bit values */
+} td_block_q8_0;
+_Static_assert(sizeof(td_block_q8_0) == 34, "Q8_0 block must be 34 bytes");
+
+/* Activation block (engine-internal, never stored in files): x[i] ~= d * q[i], q[i] in
+ * -127..127, with d = max|x| / 127 in float32. s = d * sum(q) lets Q4_0 and Q4_1 dot products
+ * apply their offsets once per block. A row of activations quantizes block by block, so a
+ * row's blocks never depend on other rows of a batch. */
+typedef struct {
+    float d;                    /* scale */
+    float s;                    /* d * sum of qs */
+    int8_t qs[TD_QK];           /* 32 signed 8-bit values */
+} td_block_q8_act;
+_Static_assert(sizeof(td_block_q8_act) == 40, "activation block must be 40 bytes");
+
+#endif

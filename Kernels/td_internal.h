@@ -1,0 +1,52 @@
+/* Declarations shared by the kernel sources; not part of the public API. */
+#ifndef TD_INTERNAL_H
+#define TD_INTERNAL_H
+
+#include "td_kernels.h"
+
+/* Dot product of a quantized weight row (nb blocks) with quantized activations. */
+typedef float (*td_dot_q_fn)(const void *w, const td_block_q8_act *x, int64_t nb);
+/* Dot product of a float-typed weight row (n elements) with float activations. */
+typedef float (*td_dot_f_fn)(const void *w, const float *x, int64_t n);
+
+/* One ISA path: a dot product per weight type. */
+typedef struct {
+    td_dot_q_fn dot_q4_0;
+    td_dot_q_fn dot_q4_1;
+    td_dot_q_fn dot_q8_0;
+    td_dot_f_fn dot_f32;
+    td_dot_f_fn dot_f16;
+    td_dot_f_fn dot_bf16;
+} td_kernel_table;
+
+const td_kernel_table *td_active_table(void);
+
+/* Scalar reference path (td_quant_ref.c). */
+float td_dot_q4_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q4_1_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q8_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_f32_scalar(const void *w, const float *x, int64_t n);
+float td_dot_f16_scalar(const void *w, const float *x, int64_t n);
+float td_dot_bf16_scalar(const void *w, const float *x, int64_t n);
+
+#if defined(__x86_64__)
+/* AVX2 path (td_quant_avx2.c). */
+float td_dot_q4_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q4_1_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q8_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_f32_avx2(const void *w, const float *x, int64_t n);
+float td_dot_f16_avx2(const void *w, const float *x, int64_t n);
+float td_dot_bf16_avx2(const void *w, const float *x, int64_t n);
+
+/* AVX-512 VNNI path (td_quant_avx512.c). */
+float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_f32_avx512(const void *w, const float *x, int64_t n);
+#endif
+
+/* The few OpenMP runtime entry points used; declared here so no omp.h include path is needed. */
+int omp_get_thread_num(void);
+void kmp_set_blocktime(int milliseconds);
+
+#endif

@@ -1,0 +1,113 @@
+/* AVX2 + FMA + F16C path. Each block's integer dot product is exact; block results are
+ * accumulated in 8 float lanes in block order, then summed across lanes in a fixed order. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "td_internal.h"
+
+#define TD_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* Sums the 8 lanes as ((0+4)+(2+6)) + ((1+5)+(3+7)). */
+static inline TD_AVX2 float hsum8(__m256 v) {
+    const __m128 lo = _mm256_castps256_ps128(v);
+    const __m128 hi = _mm256_extractf128_ps(v, 1);
+    __m128 s = _mm_add_ps(lo, hi);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 32 nibbles of a 4-bit block as bytes: low nibbles in bytes 0..15, high nibbles in 16..31. */
+static inline TD_AVX2 __m256i unpack_nibbles(const uint8_t *qs) {
+    const __m128i packed = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+/* Sum of a[i] * b[i] over 32 signed bytes as 8 int32 lanes (each lane sums 4 products). */
+static inline TD_AVX2 __m256i dot_i8(__m256i a, __m256i b) {
+    const __m256i products = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+    return _mm256_madd_epi16(products, _mm256_set1_epi16(1));
+}
+
+/* Sum of u[i] * s[i] with u unsigned (0..15) and s signed bytes, as 8 int32 lanes. */
+static inline TD_AVX2 __m256i dot_u8_i8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+TD_AVX2 float td_dot_q4_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = _mm256_sub_epi8(unpack_nibbles(blk[b].qs), _mm256_set1_epi8(8));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d);
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+    }
+    return hsum8(acc);
+}
+
+TD_AVX2 float td_dot_q4_1_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
+    __m256 acc = _mm256_setzero_ps();
+    float offsets = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = unpack_nibbles(blk[b].qs);
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d);
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_u8_i8(q, y)), acc);
+        offsets += _cvtsh_ss(blk[b].m) * x[b].s;
+    }
+    return hsum8(acc) + offsets;
+}
+
+TD_AVX2 float td_dot_q8_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d);
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+    }
+    return hsum8(acc);
+}
+
+/* Float dot products: 8 lanes, elements in order within each lane, scalar tail last. */
+
+TD_AVX2 float td_dot_f32_avx2(const void *w, const float *x, int64_t n) {
+    const float *wf = (const float *)w;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(wf + i), _mm256_loadu_ps(x + i), acc);
+    float sum = hsum8(acc);
+    for (; i < n; i++) sum += wf[i] * x[i];
+    return sum;
+}
+
+TD_AVX2 float td_dot_f16_avx2(const void *w, const float *x, int64_t n) {
+    const td_fp16 *wh = (const td_fp16 *)w;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wh + i)));
+        acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), acc);
+    }
+    float sum = hsum8(acc);
+    for (; i < n; i++) sum += _cvtsh_ss(wh[i]) * x[i];
+    return sum;
+}
+
+TD_AVX2 float td_dot_bf16_avx2(const void *w, const float *x, int64_t n) {
+    const uint16_t *wh = (const uint16_t *)w;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(wh + i)));
+        const __m256 wv = _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+        acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), acc);
+    }
+    float sum = hsum8(acc);
+    for (; i < n; i++) sum += td_bf16_to_fp32(wh[i]) * x[i];
+    return sum;
+}
+#endif

@@ -1,0 +1,135 @@
+/* AVX-512 VNNI path. vpdpbusd multiplies unsigned by signed bytes and sums groups of four
+ * into int32 lanes in one instruction. Blocks go two at a time through a 512-bit register;
+ * the two halves keep separate float lanes, so accumulation order is fixed per block pair. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "td_internal.h"
+
+#define TD_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+static inline TD_AVX512 float hsum16(__m512 v) {
+    const __m256 lo = _mm512_castps512_ps256(v);
+    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    __m256 s8 = _mm256_add_ps(lo, hi);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Nibbles of two consecutive 4-bit blocks (qs at a and b) as 64 bytes, each block's low
+ * nibbles then high nibbles, matching the activation element order. */
+static inline TD_AVX512 __m512i unpack_nibbles2(const uint8_t *a, const uint8_t *b) {
+    const __m128i pa = _mm_loadu_si128((const __m128i *)a);
+    const __m128i pb = _mm_loadu_si128((const __m128i *)b);
+    const __m256i ya = _mm256_set_m128i(_mm_srli_epi16(pa, 4), pa);
+    const __m256i yb = _mm256_set_m128i(_mm_srli_epi16(pb, 4), pb);
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(ya), yb, 1);
+    return _mm512_and_si512(both, _mm512_set1_epi8(0x0f));
+}
+
+static inline TD_AVX512 __m512i load_act2(const td_block_q8_act *x) {
+    const __m256i a = _mm256_loadu_si256((const __m256i *)x[0].qs);
+    const __m256i b = _mm256_loadu_si256((const __m256i *)x[1].qs);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+
+/* A 16-lane vector holding scale a in lanes 0..7 and scale b in lanes 8..15. */
+static inline TD_AVX512 __m512 scales2(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+/* Sum of signed bytes a[i] * b[i] as 16 int32 lanes, using |a| * sign(b, a). */
+static inline TD_AVX512 __m512i dot_i8x64(__m512i a, __m512i b) {
+    const __m512i abs_a = _mm512_abs_epi8(a);
+    const __mmask64 negative = _mm512_movepi8_mask(a);
+    const __m512i signed_b = _mm512_mask_sub_epi8(b, negative, _mm512_setzero_si512(), b);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), abs_a, signed_b);
+}
+
+/* The odd last block of a row goes through the 256-bit form with the same lane layout. */
+static inline TD_AVX512 __m256i dot_i8x32(__m256i a, __m256i b) {
+    const __m256i abs_a = _mm256_abs_epi8(a);
+    const __m256i signed_b = _mm256_sign_epi8(b, a);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), abs_a, signed_b);
+}
+
+static inline TD_AVX512 __m512 widen(__m256 v) {
+    return _mm512_insertf32x8(_mm512_setzero_ps(), v, 0);
+}
+
+TD_AVX512 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m512i q = _mm512_sub_epi8(unpack_nibbles2(blk[b].qs, blk[b + 1].qs), _mm512_set1_epi8(8));
+        const __m512 s = scales2(_cvtsh_ss(blk[b].d) * x[b].d, _cvtsh_ss(blk[b + 1].d) * x[b + 1].d);
+        acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x + b))), acc);
+    }
+    if (b < nb) {
+        const __m128i p = _mm_loadu_si128((const __m128i *)blk[b].qs);
+        const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
+        const __m256i q = _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
+        acc = _mm512_add_ps(acc, widen(v));
+    }
+    return hsum16(acc);
+}
+
+TD_AVX512 float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
+    __m512 acc = _mm512_setzero_ps();
+    float offsets = 0.0f;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m512i q = unpack_nibbles2(blk[b].qs, blk[b + 1].qs);
+        const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load_act2(x + b));
+        const __m512 s = scales2(_cvtsh_ss(blk[b].d) * x[b].d, _cvtsh_ss(blk[b + 1].d) * x[b + 1].d);
+        acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dots), acc);
+        offsets += _cvtsh_ss(blk[b].m) * x[b].s;
+        offsets += _cvtsh_ss(blk[b + 1].m) * x[b + 1].s;
+    }
+    if (b < nb) {
+        const __m128i p = _mm_loadu_si128((const __m128i *)blk[b].qs);
+        const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const __m256i dots = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, y);
+        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d), _mm256_cvtepi32_ps(dots));
+        acc = _mm512_add_ps(acc, widen(v));
+        offsets += _cvtsh_ss(blk[b].m) * x[b].s;
+    }
+    return hsum16(acc) + offsets;
+}
+
+TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m256i qa = _mm256_loadu_si256((const __m256i *)blk[b].qs);
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)blk[b + 1].qs);
+        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
+        const __m512 s = scales2(_cvtsh_ss(blk[b].d) * x[b].d, _cvtsh_ss(blk[b + 1].d) * x[b + 1].d);
+        acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x + b))), acc);
+    }
+    if (b < nb) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
+        acc = _mm512_add_ps(acc, widen(v));
+    }
+    return hsum16(acc);
+}
+
+TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
+    const float *wf = (const float *)w;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(wf + i), _mm512_loadu_ps(x + i), acc);
+    float sum = hsum16(acc);
+    for (; i < n; i++) sum += wf[i] * x[i];
+    return sum;
+}
+#endif

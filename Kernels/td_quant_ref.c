@@ -1,0 +1,188 @@
+/* Scalar reference kernels: the specification every SIMD path is tested against. */
+#include <math.h>
+#include <string.h>
+#include "td_internal.h"
+
+float td_fp16_to_fp32(td_fp16 h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    const uint32_t exponent = (h >> 10) & 0x1f;
+    uint32_t mantissa = h & 0x3ff;
+    uint32_t bits;
+    if (exponent == 0x1f) {
+        bits = sign | 0x7f800000u | (mantissa << 13);          /* inf or NaN */
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        bits = sign;                                           /* signed zero */
+    } else {
+        /* Subnormal half: normalise into a float32 exponent. */
+        uint32_t e = 113;
+        while ((mantissa & 0x400) == 0) { mantissa <<= 1; e--; }
+        bits = sign | (e << 23) | ((mantissa & 0x3ff) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+td_fp16 td_fp32_to_fp16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    const uint32_t sign = (x >> 16) & 0x8000;
+    const uint32_t abs = x & 0x7fffffff;
+    if (abs >= 0x7f800000u) {                                  /* inf or NaN */
+        return (td_fp16)(sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0));
+    }
+    if (abs >= 0x477ff000u) return (td_fp16)(sign | 0x7c00);   /* rounds past 65504 */
+    if (abs < 0x38800000u) {                                   /* half subnormal or zero */
+        if (abs < 0x33000000u) return (td_fp16)sign;
+        const uint32_t shift = 126 - (abs >> 23);
+        const uint32_t mantissa = (abs & 0x7fffff) | 0x800000;
+        uint32_t half = mantissa >> (shift + 1);
+        const uint32_t rest = mantissa & ((1u << (shift + 1)) - 1);
+        const uint32_t halfway = 1u << shift;
+        if (rest > halfway || (rest == halfway && (half & 1))) half++;
+        return (td_fp16)(sign | half);
+    }
+    uint32_t half = ((abs >> 13) - (112u << 10));
+    const uint32_t rest = abs & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) half++;
+    return (td_fp16)(sign | half);
+}
+
+float td_bf16_to_fp32(uint16_t h) {
+    const uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+int td_quantize_row_q8_act(const float *x, td_block_q8_act *y, int64_t n) {
+    if (n < 0 || n % TD_QK != 0) return TD_EINVAL;
+    for (int64_t b = 0; b < n / TD_QK; b++) {
+        const float *xb = x + b * TD_QK;
+        float amax = 0.0f;
+        for (int j = 0; j < TD_QK; j++) {
+            const float v = fabsf(xb[j]);
+            if (v > amax) amax = v;
+        }
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < TD_QK; j++) {
+            const int q = (int)roundf(xb[j] * id);
+            y[b].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        y[b].d = d;
+        y[b].s = d * (float)sum;
+    }
+    return TD_OK;
+}
+
+int td_dequantize_row(int type, const void *src, float *dst, int64_t n) {
+    if (n < 0) return TD_EINVAL;
+    switch (type) {
+    case TD_TYPE_F32:
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return TD_OK;
+    case TD_TYPE_F16:
+        for (int64_t i = 0; i < n; i++) dst[i] = td_fp16_to_fp32(((const td_fp16 *)src)[i]);
+        return TD_OK;
+    case TD_TYPE_BF16:
+        for (int64_t i = 0; i < n; i++) dst[i] = td_bf16_to_fp32(((const uint16_t *)src)[i]);
+        return TD_OK;
+    default:
+        break;
+    }
+    if (n % TD_QK != 0) return TD_EINVAL;
+    const int64_t nb = n / TD_QK;
+    for (int64_t b = 0; b < nb; b++) {
+        float *out = dst + b * TD_QK;
+        if (type == TD_TYPE_Q4_0) {
+            const td_block_q4_0 *blk = (const td_block_q4_0 *)src + b;
+            const float d = td_fp16_to_fp32(blk->d);
+            for (int j = 0; j < TD_QK / 2; j++) {
+                out[j] = d * (float)((blk->qs[j] & 0x0f) - 8);
+                out[j + 16] = d * (float)((blk->qs[j] >> 4) - 8);
+            }
+        } else if (type == TD_TYPE_Q4_1) {
+            const td_block_q4_1 *blk = (const td_block_q4_1 *)src + b;
+            const float d = td_fp16_to_fp32(blk->d), m = td_fp16_to_fp32(blk->m);
+            for (int j = 0; j < TD_QK / 2; j++) {
+                out[j] = d * (float)(blk->qs[j] & 0x0f) + m;
+                out[j + 16] = d * (float)(blk->qs[j] >> 4) + m;
+            }
+        } else if (type == TD_TYPE_Q8_0) {
+            const td_block_q8_0 *blk = (const td_block_q8_0 *)src + b;
+            const float d = td_fp16_to_fp32(blk->d);
+            for (int j = 0; j < TD_QK; j++) out[j] = d * (float)blk->qs[j];
+        } else {
+            return TD_ETYPE;
+        }
+    }
+    return TD_OK;
+}
+
+/* Each quantized dot product sums exact int32 products per block, then adds the block's
+ * float contribution to one accumulator in block order. */
+
+float td_dot_q4_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int isum = 0;
+        for (int j = 0; j < TD_QK / 2; j++) {
+            isum += ((blk[b].qs[j] & 0x0f) - 8) * x[b].qs[j];
+            isum += ((blk[b].qs[j] >> 4) - 8) * x[b].qs[j + 16];
+        }
+        sum += td_fp16_to_fp32(blk[b].d) * x[b].d * (float)isum;
+    }
+    return sum;
+}
+
+float td_dot_q4_1_scalar(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int isum = 0;
+        for (int j = 0; j < TD_QK / 2; j++) {
+            isum += (blk[b].qs[j] & 0x0f) * x[b].qs[j];
+            isum += (blk[b].qs[j] >> 4) * x[b].qs[j + 16];
+        }
+        sum += td_fp16_to_fp32(blk[b].d) * x[b].d * (float)isum + td_fp16_to_fp32(blk[b].m) * x[b].s;
+    }
+    return sum;
+}
+
+float td_dot_q8_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int isum = 0;
+        for (int j = 0; j < TD_QK; j++) isum += blk[b].qs[j] * x[b].qs[j];
+        sum += td_fp16_to_fp32(blk[b].d) * x[b].d * (float)isum;
+    }
+    return sum;
+}
+
+float td_dot_f32_scalar(const void *w, const float *x, int64_t n) {
+    const float *wf = (const float *)w;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) sum += wf[i] * x[i];
+    return sum;
+}
+
+float td_dot_f16_scalar(const void *w, const float *x, int64_t n) {
+    const td_fp16 *wh = (const td_fp16 *)w;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) sum += td_fp16_to_fp32(wh[i]) * x[i];
+    return sum;
+}
+
+float td_dot_bf16_scalar(const void *w, const float *x, int64_t n) {
+    const uint16_t *wh = (const uint16_t *)w;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) sum += td_bf16_to_fp32(wh[i]) * x[i];
+    return sum;
+}
