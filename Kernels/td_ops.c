@@ -9,7 +9,7 @@ int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, f
     for (int64_t i = 0; i < m; i++) {
         const float *row = x + i * n;
         double sum = 0.0;
-        for (int64_t j = 0; j < n; j++) sum += (double)row[j] * (double)row[j];
+        for (int64_t j = 0; j < n; j++) sum += (double)(row[j] * row[j]);
         const float scale = 1.0f / sqrtf((float)(sum / (double)n) + eps);
         float *out = y + i * n;
         for (int64_t j = 0; j < n; j++) out[j] = row[j] * scale * w[j];
@@ -23,20 +23,28 @@ int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim
         head_dim % 2 != 0 || stride < (int64_t)n_heads * head_dim || !(base > 0.0f)) {
         return TD_EINVAL;
     }
+    const float theta_scale = powf(base, -2.0f / (float)head_dim);
     for (int64_t i = 0; i < m; i++) {
+        /* The angle of pair p is pos * theta_scale^p, built by repeated float multiplication
+         * as llama.cpp does; it depends on the position alone, not on the batch. */
+        float theta = (float)positions[i];
         for (int p = 0; p < head_dim / 2; p++) {
-            /* The angle is computed in double from the position alone, so a token's rotation
-             * does not depend on which batch computed it. */
-            const double theta = (double)positions[i] * pow((double)base, -2.0 * p / head_dim);
-            const float c = (float)cos(theta), s = (float)sin(theta);
+            const float c = cosf(theta), s = sinf(theta);
             for (int h = 0; h < n_heads; h++) {
                 float *pair = x + i * stride + (int64_t)h * head_dim + 2 * p;
                 const float x0 = pair[0], x1 = pair[1];
                 pair[0] = x0 * c - x1 * s;
                 pair[1] = x0 * s + x1 * c;
             }
+            theta *= theta_scale;
         }
     }
+    return TD_OK;
+}
+
+int td_round_to_half(const float *x, float *y, int64_t n) {
+    if (x == NULL || y == NULL || n < 0) return TD_EINVAL;
+    for (int64_t i = 0; i < n; i++) y[i] = td_fp16_to_fp32(td_fp32_to_fp16(x[i]));
     return TD_OK;
 }
 

@@ -6,6 +6,13 @@
 
 #define TD_AVX2 __attribute__((target("avx2,fma,f16c")))
 
+/* fp16 to fp32 through a zero-extending 32-bit move. _cvtsh_ss compiles to a vpinsrw that
+ * merges into whatever register it picks, which can chain every block's scale load behind
+ * the previous block's arithmetic. */
+static inline TD_AVX2 float half_to_float(td_fp16 h) {
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
 /* Sums the 8 lanes as ((0+4)+(2+6)) + ((1+5)+(3+7)). */
 static inline TD_AVX2 float hsum8(__m256 v) {
     const __m128 lo = _mm256_castps256_ps128(v);
@@ -40,7 +47,7 @@ TD_AVX2 float td_dot_q4_0_avx2(const void *w, const td_block_q8_act *x, int64_t 
     for (int64_t b = 0; b < nb; b++) {
         const __m256i q = _mm256_sub_epi8(unpack_nibbles(blk[b].qs), _mm256_set1_epi8(8));
         const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d);
+        const __m256 scale = _mm256_set1_ps(half_to_float(blk[b].d) * x[b].d);
         acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
     }
     return hsum8(acc);
@@ -53,9 +60,9 @@ TD_AVX2 float td_dot_q4_1_avx2(const void *w, const td_block_q8_act *x, int64_t 
     for (int64_t b = 0; b < nb; b++) {
         const __m256i q = unpack_nibbles(blk[b].qs);
         const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d);
+        const __m256 scale = _mm256_set1_ps(half_to_float(blk[b].d) * x[b].d);
         acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_u8_i8(q, y)), acc);
-        offsets += _cvtsh_ss(blk[b].m) * x[b].s;
+        offsets += half_to_float(blk[b].m) * x[b].s;
     }
     return hsum8(acc) + offsets;
 }
@@ -66,7 +73,7 @@ TD_AVX2 float td_dot_q8_0_avx2(const void *w, const td_block_q8_act *x, int64_t 
     for (int64_t b = 0; b < nb; b++) {
         const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
         const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(blk[b].d) * x[b].d);
+        const __m256 scale = _mm256_set1_ps(half_to_float(blk[b].d) * x[b].d);
         acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
     }
     return hsum8(acc);
@@ -93,7 +100,7 @@ TD_AVX2 float td_dot_f16_avx2(const void *w, const float *x, int64_t n) {
         acc = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), acc);
     }
     float sum = hsum8(acc);
-    for (; i < n; i++) sum += _cvtsh_ss(wh[i]) * x[i];
+    for (; i < n; i++) sum += half_to_float(wh[i]) * x[i];
     return sum;
 }
 

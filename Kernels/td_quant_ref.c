@@ -67,15 +67,17 @@ int td_quantize_row_q8_act(const float *x, td_block_q8_act *y, int64_t n) {
             if (v > amax) amax = v;
         }
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < TD_QK; j++) {
-            const int q = (int)roundf(xb[j] * id);
+            const int q = (int)nearbyintf(xb[j] * id);    /* round half to even */
             y[b].qs[j] = (int8_t)q;
             sum += q;
         }
-        y[b].d = d;
-        y[b].s = d * (float)sum;
+        /* Scales are rounded to half precision, as llama.cpp's Q8_0 and Q8_1 activation
+         * blocks store them, so both engines see the same activation values. */
+        y[b].d = td_fp16_to_fp32(td_fp32_to_fp16(d));
+        y[b].s = td_fp16_to_fp32(td_fp32_to_fp16(d * (float)sum));
     }
     return TD_OK;
 }

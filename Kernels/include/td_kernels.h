@@ -114,6 +114,9 @@ int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, f
 int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
                   const int32_t *positions, float base);
 
+/* y[i] = x[i] rounded to the nearest half-precision value (ties to even). y may alias x. */
+int td_round_to_half(const float *x, float *y, int64_t n);
+
 /* out[i] = silu(gate[i]) * up[i] for n elements. out may alias gate or up. */
 int td_swiglu(const float *gate, const float *up, float *out, int64_t n);
 

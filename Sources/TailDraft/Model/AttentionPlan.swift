@@ -82,13 +82,15 @@ struct AttentionPlan {
         self.addedPerSequence = added
     }
 
-    /// Copies each row's key and value into its slot of `layer`.
+    /// Copies each row's key and value into its slot of `layer`, rounded to half precision:
+    /// the values an F16 KV cache (llama.cpp's default) holds, which keeps greedy output
+    /// close to llama.cpp's.
     func store(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, layer: Int, caches: [KVCache]) {
         for (row, slot) in slotOfRow.enumerated() {
             let cache = caches[sequences[row]]
             let kvDim = cache.kvDim
-            (cache.keys(layer: layer) + slot * kvDim).update(from: keys + row * kvDim, count: kvDim)
-            (cache.values(layer: layer) + slot * kvDim).update(from: values + row * kvDim, count: kvDim)
+            check(td_round_to_half(keys + row * kvDim, cache.keys(layer: layer) + slot * kvDim, Int64(kvDim)), "td_round_to_half")
+            check(td_round_to_half(values + row * kvDim, cache.values(layer: layer) + slot * kvDim, Int64(kvDim)), "td_round_to_half")
         }
     }
 

@@ -1,4 +1,8 @@
-/// Keys and values of one sequence for every layer, in float32.
+/// Keys and values of one sequence for every layer, stored as float32 holding values rounded
+/// to half precision.
+///
+/// NOTE: storing them as float16 would halve the memory; that needs half-precision loads in
+/// the attention kernel of each ISA path.
 ///
 /// Layout: for layer l, slot s holds `kvDim` key floats at `keys(layer: l) + s * kvDim` and
 /// the same for values. Slots `0..<count` hold the committed tokens in position order; a

