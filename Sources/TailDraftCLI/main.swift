@@ -1,1 +1,33 @@
-print("x")
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import TailDraft
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+let command = arguments.first ?? "help"
+let rest = Array(arguments.dropFirst())
+
+do {
+    switch command {
+    case "generate":
+        try GenerateCommand.run(rest)
+    case "tokenize":
+        try TokenizeCommand.run(rest)
+    case "info":
+        try InfoCommand.run(rest)
+    case "help", "--help", "-h":
+        switch rest.first {
+        case "generate": print(Help.generate)
+        case "tokenize": print(Help.tokenize)
+        case "info": print(Help.info)
+        default: print(Help.main)
+        }
+    default:
+        throw UsageError(description: "unknown command '\(command)'; the commands are generate, tokenize, info and help")
+    }
+} catch {
+    Console.error("error: \(error)")
+    exit(error is UsageError ? 2 : 1)
+}

@@ -1,0 +1,54 @@
+import TailDraft
+
+/// `taildraft generate`: streams generated text, then prints speeds to standard error.
+enum GenerateCommand {
+    static func run(_ arguments: [String]) throws {
+        if arguments.contains("--help") || arguments.contains("-h") { print(Help.generate); return }
+        let args = try Arguments(
+            command: "generate", arguments: arguments,
+            valueOptions: ["model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p", "seed", "context", "threads"],
+            flagOptions: ["chat", "json"])
+        let modelPath = try args.required("model")
+        let prompt = try args.required("prompt")
+        let sampling = SamplingParameters(
+            temperature: try args.float("temperature", default: 0.8, range: 0...1000, expected: "a number in 0...1000 (0 is greedy)"),
+            topK: try args.int("top-k", default: 40, range: 0...1_000_000),
+            topP: try args.float("top-p", default: 0.95, range: Float.leastNonzeroMagnitude...1, expected: "a number in (0, 1]"),
+            minP: try args.float("min-p", default: 0.05, range: 0...1, expected: "a number in [0, 1]"),
+            seed: try args.uint64("seed", default: 0))
+        let maxTokens = try args.int("max-tokens", default: 256, range: 0...10_000_000)
+        let threads = try args.int("threads", default: Engine.defaultThreadCount, range: 1...1024)
+        let context = args.string("context") == nil ? nil : try args.int("context", default: 0, range: 2...1_048_576)
+        let json = args.flag("json")
+
+        let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: context)
+        let promptTokens = args.flag("chat") ? try engine.tokenizeChat(userMessage: prompt) : engine.tokenizePrompt(prompt)
+        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling)
+
+        let result = try engine.generator.generate(promptTokens: promptTokens, options: options) { piece in
+            guard !json else { return }
+            Console.write(piece)
+        }
+        let t = result.timings
+        if json {
+            print(JSON.object([
+                ("prompt_token_ids", JSON.ids(result.promptTokenIds)),
+                ("token_ids", JSON.ids(result.tokenIds)),
+                ("text", .string(result.text)),
+                ("finish_reason", .string(result.finishReason.rawValue)),
+                ("timings", .object([
+                    ("prompt_tokens", .int(t.promptTokens)),
+                    ("prefill_seconds", .number(t.prefillSeconds)),
+                    ("prefill_tokens_per_second", .number(t.prefillTokensPerSecond)),
+                    ("generated_tokens", .int(result.tokenIds.count)),
+                    ("decode_seconds", .number(t.decodeSeconds)),
+                    ("decode_tokens_per_second", .number(t.decodeTokensPerSecond)),
+                ])),
+            ]).serialized())
+        } else {
+            print()
+            Console.error("prefill: \(t.promptTokens) tokens in \(fixed(t.prefillSeconds * 1000, 1)) ms (\(fixed(t.prefillTokensPerSecond, 1)) tokens/s)")
+            Console.error("decode: \(result.tokenIds.count) tokens in \(fixed(t.decodeSeconds * 1000, 1)) ms (\(fixed(t.decodeTokensPerSecond, 1)) tokens/s), finish reason: \(result.finishReason.rawValue)")
+        }
+    }
+}

@@ -1,0 +1,70 @@
+/// Help texts of the `taildraft` commands.
+enum Help {
+    static let main = """
+    taildraft: run GGUF language models on the CPU.
+
+    Usage: taildraft <command> [options]
+
+    Commands:
+      generate   Generate text from a prompt, streaming it to standard output.
+      tokenize   Print the token ids of a text.
+      info       Print a model's architecture, sizes, tensor types and tokenizer.
+      help       Show this text, or 'taildraft help <command>' for one command.
+
+    Run 'taildraft <command> --help' for the options of a command.
+    """
+
+    static let generate = """
+    Usage: taildraft generate --model PATH --prompt TEXT [options]
+
+    Generates text and streams it to standard output as it is decoded. Prefill and decode
+    speeds (tokens per second) go to standard error at the end.
+
+    Options:
+      --model PATH         GGUF model file (required).
+      --prompt TEXT        Prompt text (required). Control-token strings such as <|im_start|>
+                           in it become control tokens, as in llama.cpp's raw prompts.
+      --chat               Treat --prompt as one user message: wrap it in the model's chat
+                           template (ChatML) and tokenize the message as plain text.
+      --max-tokens N       Maximum number of tokens to generate (default 256).
+      --temperature T      Softmax temperature; 0 means greedy decoding (default 0.8).
+      --top-k K            Sample only from the K most likely tokens; 0 turns it off (default 40).
+      --top-p P            Sample only from the most likely tokens whose probabilities sum
+                           to P, in (0, 1]; 1 turns it off (default 0.95).
+      --min-p P            Drop tokens less likely than P times the most likely one, in [0, 1];
+                           0 turns it off (default 0.05).
+      --seed S             Seed of the sampler's random generator (default 0). The same seed
+                           and options give the same text.
+      --context N          KV cache size in tokens: prompt plus generated text (default: the
+                           model's trained context, at most 4096).
+      --threads N          CPU threads for the kernels (default: the number of cores).
+      --json               Print one JSON object instead of streaming text: prompt_token_ids,
+                           token_ids, text, finish_reason ("stop" or "length") and timings.
+      --help               Show this text.
+
+    Sampling filters apply in llama.cpp's order: top-k, top-p, min-p, then temperature.
+    """
+
+    static let tokenize = """
+    Usage: taildraft tokenize --model PATH --text TEXT [--json]
+
+    Prints the token ids of TEXT with each token's text. Control-token strings such as
+    <|im_start|> become control tokens, as in 'generate --prompt'.
+
+    Options:
+      --model PATH   GGUF model file (required).
+      --text TEXT    Text to tokenize (required).
+      --json         Print {"ids": [...], "pieces": [...]}, each piece as its decoded text.
+      --help         Show this text.
+    """
+
+    static let info = """
+    Usage: taildraft info --model PATH
+
+    Prints the model's architecture, sizes, tensor types, tokenizer and memory use.
+
+    Options:
+      --model PATH   GGUF model file (required).
+      --help         Show this text.
+    """
+}

@@ -1,0 +1,25 @@
+import TailDraft
+
+/// `taildraft tokenize`: prints the ids and pieces of a text.
+enum TokenizeCommand {
+    static func run(_ arguments: [String]) throws {
+        if arguments.contains("--help") || arguments.contains("-h") { print(Help.tokenize); return }
+        let args = try Arguments(command: "tokenize", arguments: arguments, valueOptions: ["model", "text"], flagOptions: ["json"])
+        let file = try GGUFFile(path: try args.required("model"))
+        let tokenizer = try BPETokenizer(gguf: file)
+        let text = try args.required("text")
+        let ids = tokenizer.encode(text, parseSpecial: true)
+        // Control tokens decode to nothing; show their text so the user sees which one it is.
+        let pieces = ids.map { id in
+            tokenizer.isControl(id) ? (tokenizer.tokenText(id) ?? "") : String(decoding: tokenizer.pieceBytes(id), as: UTF8.self)
+        }
+        if args.flag("json") {
+            print(JSON.object([("ids", JSON.ids(ids)), ("pieces", .array(pieces.map { .string($0) }))]).serialized())
+        } else {
+            for (id, piece) in zip(ids, pieces) {
+                print("\(id)\t\(JSON.quote(piece))")
+            }
+            print("\(ids.count) tokens")
+        }
+    }
+}
