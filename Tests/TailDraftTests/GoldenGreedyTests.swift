@@ -17,7 +17,7 @@ import Testing
 
     @Test(arguments: try GoldenGreedyCase.load())
     func greedyMatchesLlamaCpp(_ golden: GoldenGreedyCase) throws {
-        let model = try #require(Fixtures.smolLM, "run 'make model' to fetch \(Fixtures.smolLMPath)")
+        let model = try Fixtures.smolLM()
         let cache = KVCache(config: model.config, capacity: 512)
         let prompt = golden.prompt_token_ids
         var output = try model.forward(.causal(tokens: prompt, startPosition: 0, logitRows: [prompt.count - 1]), caches: [cache])

@@ -16,11 +16,22 @@ enum Fixtures {
 
     static var smolLMAvailable: Bool { FileManager.default.fileExists(atPath: smolLMPath) }
 
-    /// The real model, opened once per test process and shared (weights are memory-mapped).
-    static let smolLM: Transformer? = {
-        guard smolLMAvailable else { return nil }
-        return try? Transformer(path: smolLMPath, threads: 2)
-    }()
+    /// A new instance of the real model (weights are memory-mapped, so this is cheap); each
+    /// test gets its own because a `Transformer` runs one forward pass at a time.
+    static func smolLM(threads: Int = 2) throws -> Transformer {
+        guard smolLMAvailable else { throw MissingModel() }
+        return try Transformer(path: smolLMPath, threads: threads)
+    }
+
+    /// A new engine (model, tokenizer, KV cache) over the real model.
+    static func smolLMEngine(threads: Int = 2, contextLength: Int? = 1024) throws -> Engine {
+        guard smolLMAvailable else { throw MissingModel() }
+        return try Engine(modelPath: smolLMPath, threads: threads, contextLength: contextLength)
+    }
+
+    struct MissingModel: Error, CustomStringConvertible {
+        var description: String { "the model \(Fixtures.smolLMPath) is missing; run 'make model' to fetch it" }
+    }
 }
 
 /// One prompt of llama.cpp's recorded greedy output for SmolLM2.
