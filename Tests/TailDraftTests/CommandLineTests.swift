@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+@testable import TailDraft
+
+/// The `taildraft` executable as a user runs it: exit codes, messages and JSON output.
+@Suite(.serialized) struct CommandLineTests {
+    struct Run {
+        var status: Int32
+        var standardOutput: String
+        var standardError: String
+    }
+
+    /// The `taildraft` binary built next to the test bundle.
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("taildraft")
+    }
+
+    static func run(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, standardOutput: String(decoding: outData, as: UTF8.self),
+                   standardError: String(decoding: errData, as: UTF8.self))
+    }
+
+    @Test func binaryIsBuilt() {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary.path), "expected \(Self.binary.path); build with 'swift build'")
+    }
+
+    @Test func generateHelpExplainsUnits() throws {
+        let run = try Self.run(["generate", "--help"])
+        #expect(run.status == 0)
+        #expect(run.standardOutput.contains("--max-tokens N"))
+        #expect(run.standardOutput.contains("tokens per second"))
+        #expect(run.standardOutput.contains("KV cache size in tokens"))
+    }
+
+    @Test func unknownOptionFailsWithOneLine() throws {
+        let run = try Self.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--tempreature", "1"])
+        #expect(run.status == 2)
+        #expect(run.standardError == "error: unknown option '--tempreature' for 'generate'; see 'taildraft generate --help'\n")
+        #expect(run.standardOutput.isEmpty)
+    }
+
+    @Test func invalidNumberNamesValueAndRange() throws {
+        let run = try Self.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--top-p", "1.5"])
+        #expect(run.status == 2)
+        #expect(run.standardError.contains("'1.5'"))
+        #expect(run.standardError.contains("(0, 1]"))
+    }
+
+    @Test func missingValueIsReported() throws {
+        let run = try Self.run(["tokenize", "--model"])
+        #expect(run.status == 2)
+        #expect(run.standardError.contains("--model needs a value"))
+    }
+
+    @Test func missingModelFileNamesPath() throws {
+        let run = try Self.run(["info", "--model", "/nonexistent/model.gguf"])
+        #expect(run.status == 1)
+        #expect(run.standardError.contains("/nonexistent/model.gguf"))
+        #expect(run.standardError.contains("No such file"))
+    }
+
+    @Test func truncatedModelFileIsRejected() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.smolLMPath), options: .alwaysMapped)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("taildraft-cli-truncated-\(getpid()).gguf")
+        try data.prefix(1_000_000).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let run = try Self.run(["generate", "--model", path.path, "--prompt", "hi"])
+        #expect(run.status == 1)
+        #expect(run.standardError.hasPrefix("error: "))
+        #expect(run.standardError.contains("truncated"))
+        #expect(run.standardOutput.isEmpty)
+    }
+
+    @Test func generateJSONMatchesLlamaCppIds() throws {
+        let golden = try GoldenGreedyCase.load().first { $0.id == "p02_fact" }!
+        let run = try Self.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", golden.prompt,
+                                "--temperature", "0", "--max-tokens", "8", "--json", "--threads", "1"])
+        #expect(run.status == 0, "stderr: \(run.standardError)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any])
+        #expect((object["prompt_token_ids"] as? [Int]) == golden.prompt_token_ids.map(Int.init))
+        #expect((object["token_ids"] as? [Int]) == golden.generated_token_ids.prefix(8).map(Int.init))
+        #expect((object["text"] as? String)?.hasPrefix(" Paris") == true)
+        #expect(object["finish_reason"] as? String == "length")
+        let timings = try #require(object["timings"] as? [String: Any])
+        #expect(timings["prefill_tokens_per_second"] is Double)
+        #expect(timings["decode_tokens_per_second"] is Double)
+    }
+
+    @Test func generateStreamsTextAndReportsSpeed() throws {
+        let run = try Self.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is",
+                                "--temperature", "0", "--max-tokens", "4"])
+        #expect(run.status == 0)
+        #expect(run.standardOutput.hasPrefix(" Paris"))
+        #expect(run.standardError.contains("tokens/s"))
+        #expect(run.standardError.contains("finish reason: length"))
+    }
+
+    @Test func tokenizeJSONParsesControlTokens() throws {
+        let run = try Self.run(["tokenize", "--model", Fixtures.smolLMPath, "--text", "<|im_start|>user\nHello", "--json"])
+        #expect(run.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.standardOutput.utf8)) as? [String: Any])
+        #expect((object["ids"] as? [Int])?.first == 1)
+        #expect((object["pieces"] as? [String])?.first == "<|im_start|>")
+        #expect((object["pieces"] as? [String])?.joined() == "<|im_start|>user\nHello")
+    }
+
+    @Test func infoDescribesModel() throws {
+        let run = try Self.run(["info", "--model", Fixtures.smolLMPath])
+        #expect(run.status == 0)
+        #expect(run.standardOutput.contains("architecture: llama"))
+        #expect(run.standardOutput.contains("layers: 30"))
+        #expect(run.standardOutput.contains("end-of-generation ids: [0, 2, 4]"))
+        #expect(run.standardOutput.contains("tied to the token embedding"))
+    }
+}
