@@ -89,32 +89,66 @@ TD_AVX512 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int6
     return hsum16(acc);
 }
 
+/* Q4_1 row state: the running sums of one weight row against one activation row. The
+ * one-row and four-row kernels apply the same steps to it in the same order, so a row's
+ * result is bitwise the same whichever kernel computed it. */
+typedef struct {
+    __m512 acc;
+    float offsets;
+    float offsets_odd;   /* odd blocks' offsets, summed apart to halve the serial chain */
+} q4_1_state;
+
+static inline TD_AVX512 void q4_1_pair(q4_1_state *st, const td_block_q4_1 *blk, const td_block_q8_act *x) {
+    const __m512i q = unpack_nibbles2(blk[0].qs, blk[1].qs);
+    const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load_act2(x));
+    const __m512 s = scales2(half_to_float(blk[0].d) * x[0].d, half_to_float(blk[1].d) * x[1].d);
+    st->acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dots), st->acc);
+    st->offsets += half_to_float(blk[0].m) * x[0].s;
+    st->offsets_odd += half_to_float(blk[1].m) * x[1].s;
+}
+
+static inline TD_AVX512 float q4_1_finish(q4_1_state *st, const td_block_q4_1 *blk, const td_block_q8_act *x, int odd) {
+    st->offsets += st->offsets_odd;
+    if (odd) {
+        const __m128i p = _mm_loadu_si128((const __m128i *)blk->qs);
+        const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+        const __m256i dots = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, y);
+        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk->d) * x->d), _mm256_cvtepi32_ps(dots));
+        st->acc = _mm512_add_ps(st->acc, widen(v));
+        st->offsets += half_to_float(blk->m) * x->s;
+    }
+    return hsum16(st->acc) + st->offsets;
+}
+
 TD_AVX512 float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
-    __m512 acc = _mm512_setzero_ps();
-    /* Two offset sums (even and odd blocks) halve the serial chain of scalar additions. */
-    float offsets = 0.0f, offsets_odd = 0.0f;
+    q4_1_state st = { _mm512_setzero_ps(), 0.0f, 0.0f };
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
         _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-        const __m512i q = unpack_nibbles2(blk[b].qs, blk[b + 1].qs);
-        const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load_act2(x + b));
-        const __m512 s = scales2(half_to_float(blk[b].d) * x[b].d, half_to_float(blk[b + 1].d) * x[b + 1].d);
-        acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dots), acc);
-        offsets += half_to_float(blk[b].m) * x[b].s;
-        offsets_odd += half_to_float(blk[b + 1].m) * x[b + 1].s;
+        q4_1_pair(&st, blk + b, x + b);
     }
-    offsets += offsets_odd;
-    if (b < nb) {
-        const __m128i p = _mm_loadu_si128((const __m128i *)blk[b].qs);
-        const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256i dots = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, y);
-        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk[b].d) * x[b].d), _mm256_cvtepi32_ps(dots));
-        acc = _mm512_add_ps(acc, widen(v));
-        offsets += half_to_float(blk[b].m) * x[b].s;
+    return q4_1_finish(&st, blk + b, x + b, b < nb);
+}
+
+/* Four consecutive weight rows against one activation row, in lockstep: four independent
+ * dependency chains keep more loads in flight than one row at a time. */
+TD_AVX512 void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out) {
+    const td_block_q4_1 *rows[4];
+    q4_1_state st[4];
+    for (int k = 0; k < 4; k++) {
+        rows[k] = (const td_block_q4_1 *)((const char *)w + k * row_bytes);
+        st[k] = (q4_1_state){ _mm512_setzero_ps(), 0.0f, 0.0f };
     }
-    return hsum16(acc) + offsets;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        for (int k = 0; k < 4; k++) {
+            _mm_prefetch((const char *)(rows[k] + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+            q4_1_pair(&st[k], rows[k] + b, x + b);
+        }
+    }
+    for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], rows[k] + b, x + b, b < nb);
 }
 
 TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
