@@ -36,11 +36,13 @@ td_fp16 td_fp32_to_fp16(float f) {
     if (abs >= 0x477ff000u) return (td_fp16)(sign | 0x7c00);   /* rounds past 65504 */
     if (abs < 0x38800000u) {                                   /* half subnormal or zero */
         if (abs < 0x33000000u) return (td_fp16)sign;
+        /* The value is mantissa * 2^(exponent - 150) and a half subnormal unit is 2^-24,
+         * so the unit count is mantissa >> (126 - exponent), a shift of 14...24 here. */
         const uint32_t shift = 126 - (abs >> 23);
         const uint32_t mantissa = (abs & 0x7fffff) | 0x800000;
-        uint32_t half = mantissa >> (shift + 1);
-        const uint32_t rest = mantissa & ((1u << (shift + 1)) - 1);
-        const uint32_t halfway = 1u << shift;
+        uint32_t half = mantissa >> shift;
+        const uint32_t rest = mantissa & ((1u << shift) - 1);
+        const uint32_t halfway = 1u << (shift - 1);
         if (rest > halfway || (rest == halfway && (half & 1))) half++;
         return (td_fp16)(sign | half);
     }

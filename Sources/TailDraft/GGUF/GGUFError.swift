@@ -13,7 +13,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     case unsupportedVersion(UInt32)
     /// A metadata value has a type code the format does not define.
     case unknownValueType(key: String, code: UInt32)
-    /// A count, length or dimension is larger than the file could possibly hold.
+    /// A count is larger than the rest of the file could hold, because the file is truncated
+    /// or the count is corrupt.
     case implausibleCount(what: String, value: UInt64, limit: UInt64)
     /// `general.alignment` is zero, not a multiple of 8, or not an unsigned integer.
     case badAlignment(value: String)
@@ -42,7 +43,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case let .unknownValueType(key, code):
             return "metadata key '\(key)' has unknown value type \(code), expected 0...12; the file is corrupt or from a newer format"
         case let .implausibleCount(what, value, limit):
-            return "\(what) is \(value), which exceeds the limit of \(limit) that the file size allows; the file is corrupt"
+            return "\(what) is \(value), which exceeds the limit of \(limit) that the rest of the file allows; the file is truncated or corrupt, fetch it again"
         case let .badAlignment(value):
             return "general.alignment is \(value), expected a non-zero multiple of 8; the file is corrupt"
         case let .duplicateName(kind, name):

@@ -84,14 +84,18 @@ public final class GGUFFile: @unchecked Sendable {
         let version = try reader.readUInt32(what: "format version")
         guard version == 2 || version == 3 else { throw GGUFError.unsupportedVersion(version) }
         self.version = version
-        let tensorCount = try reader.readCount(what: "tensor count", minimumBytesEach: 24)
-        let kvCount = try reader.readCount(what: "metadata entry count", minimumBytesEach: 12)
+        // The header counts are checked where their sections start, so a truncated file
+        // reports the first field it lacks rather than an implausible count.
+        let declaredTensorCount = try reader.readUInt64(what: "tensor count")
+        let kvCount = try reader.readUInt64(what: "metadata entry count")
 
         var metadata: [String: GGUFValue] = [:]
         var keys: [String] = []
-        keys.reserveCapacity(kvCount)
-        for index in 0..<kvCount {
-            let key = try reader.readString(what: "key of metadata entry \(index)")
+        keys.reserveCapacity(Int(min(kvCount, UInt64(reader.remaining / 12))))
+        var entry: UInt64 = 0
+        while entry < kvCount {
+            defer { entry += 1 }
+            let key = try reader.readString(what: "key of metadata entry \(entry)")
             let typeCode = try reader.readUInt32(what: "value type of '\(key)'")
             let value = try reader.readValue(typeCode: typeCode, key: key, depth: 0)
             guard metadata.updateValue(value, forKey: key) == nil else {
@@ -111,6 +115,7 @@ public final class GGUFFile: @unchecked Sendable {
         }
         self.alignment = alignment
 
+        let tensorCount = try reader.checkCount(declaredTensorCount, what: "tensor count", minimumBytesEach: 24)
         var infos: [(name: String, shape: [Int], typeCode: UInt32, offset: UInt64)] = []
         infos.reserveCapacity(tensorCount)
         for index in 0..<tensorCount {

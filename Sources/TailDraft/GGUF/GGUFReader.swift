@@ -36,7 +36,11 @@ struct GGUFReader {
 
     /// Reads a u64 count and checks that `count * minimumBytesEach` fits in the rest of the file.
     mutating func readCount(what: String, minimumBytesEach: Int) throws -> Int {
-        let count = try readUInt64(what: what)
+        try checkCount(try readUInt64(what: what), what: what, minimumBytesEach: minimumBytesEach)
+    }
+
+    /// Checks that `count` items of at least `minimumBytesEach` bytes fit in the rest of the file.
+    func checkCount(_ count: UInt64, what: String, minimumBytesEach: Int) throws -> Int {
         let limit = UInt64(remaining / max(1, minimumBytesEach))
         guard count <= limit else { throw GGUFError.implausibleCount(what: what, value: count, limit: limit) }
         return Int(count)

@@ -1,0 +1,517 @@
+import Foundation
+import Kernels
+import Testing
+@testable import TailDraft
+
+// MARK: - Helpers
+
+/// The weight types td_dot_row and td_matmul accept.
+private let kernelTypes: [GGMLType] = [.q4_0, .q4_1, .q8_0, .f32, .f16, .bf16]
+
+private func isQuantized(_ type: GGMLType) -> Bool {
+    type == .q4_0 || type == .q4_1 || type == .q8_0
+}
+
+private func bytes(fromHex hex: String) -> [UInt8] {
+    var result: [UInt8] = []
+    var index = hex.startIndex
+    while index < hex.endIndex {
+        let next = hex.index(index, offsetBy: 2)
+        result.append(UInt8(hex[index..<next], radix: 16)!)
+        index = next
+    }
+    return result
+}
+
+/// Dequantizes `n` elements of `type` with td_dequantize_row.
+private func dequantize(_ type: GGMLType, _ data: [UInt8], count n: Int) -> [Float] {
+    var out = [Float](repeating: .nan, count: n)
+    let status = data.withUnsafeBytes { raw in
+        out.withUnsafeMutableBufferPointer {
+            td_dequantize_row(Int32(type.rawValue), raw.baseAddress!, $0.baseAddress!, Int64(n))
+        }
+    }
+    precondition(status == TD_OK, "td_dequantize_row(\(type.name)) failed with status \(status)")
+    return out
+}
+
+/// Returns the activations as the quantized dot products see them: d * q per 32-element block,
+/// from td_quantize_row_q8_act.
+private func quantizedActivations(_ x: [Float]) -> [Double] {
+    var blocks = [td_block_q8_act](repeating: td_block_q8_act(), count: x.count / 32)
+    let status = x.withUnsafeBufferPointer { xs in
+        blocks.withUnsafeMutableBufferPointer { td_quantize_row_q8_act(xs.baseAddress!, $0.baseAddress!, Int64(x.count)) }
+    }
+    precondition(status == TD_OK, "td_quantize_row_q8_act failed with status \(status)")
+    var result: [Double] = []
+    for block in blocks {
+        withUnsafeBytes(of: block.qs) { qs in
+            for q in qs.bindMemory(to: Int8.self) { result.append(Double(block.d) * Double(q)) }
+        }
+    }
+    return result
+}
+
+/// td_dot_row on the active ISA path.
+private func dotRow(_ type: GGMLType, _ weights: [UInt8], _ x: [Float]) -> Float {
+    var result = Float.nan
+    let status = weights.withUnsafeBytes { w in
+        x.withUnsafeBufferPointer { td_dot_row(Int32(type.rawValue), w.baseAddress!, $0.baseAddress!, Int64(x.count), &result) }
+    }
+    precondition(status == TD_OK, "td_dot_row(\(type.name)) failed with status \(status)")
+    return result
+}
+
+/// Computes the exact dot product of a weight row with the activations the kernel
+/// multiplies, and the sum of the magnitudes of the partial products it adds. For Q4_1 a
+/// weight is d * q + m and the kernel sums d * q * x and m * x separately, so both count.
+private func referenceDot(_ type: GGMLType, _ weights: [UInt8], _ x: [Float]) -> (value: Double, magnitude: Double) {
+    let w = dequantize(type, weights, count: x.count).map(Double.init)
+    let activations = isQuantized(type) ? quantizedActivations(x) : x.map(Double.init)
+    var value = 0.0, magnitude = 0.0
+    for i in w.indices {
+        value += w[i] * activations[i]
+        magnitude += abs(w[i] * activations[i])
+    }
+    if type == .q4_1 {
+        for block in 0..<x.count / 32 {
+            let offset = Double(Float(Float16(bitPattern: UInt16(weights[block * 20 + 2]) | UInt16(weights[block * 20 + 3]) << 8)))
+            for i in block * 32..<(block + 1) * 32 {
+                magnitude += abs(offset * activations[i]) + abs((w[i] - offset) * activations[i])
+            }
+        }
+    }
+    return (value, magnitude)
+}
+
+/// Builds a row of `n` weights of `type` with every block set to its extreme encoding: the
+/// largest scale (65504) and every nibble 15 (Q4_0, Q4_1), every quant -128 (Q8_0), or
+/// 65504 for the float types.
+private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
+    let maxHalf: [UInt8] = [0xFF, 0x7B]
+    switch type {
+    case .q4_0:
+        return Array((0..<n / 32).map { _ in maxHalf + Array(repeating: 0xFF, count: 16) }.joined())
+    case .q4_1:
+        return Array((0..<n / 32).map { _ in maxHalf + maxHalf + Array(repeating: 0xFF, count: 16) }.joined())
+    case .q8_0:
+        return Array((0..<n / 32).map { _ in maxHalf + Array(repeating: 0x80, count: 32) }.joined())
+    default:
+        return Quantizer.encode(Array(repeating: 65504, count: n), as: type)
+    }
+}
+
+// MARK: - Tests
+
+@Suite(.serialized) struct KernelTests {
+    @Test func blockLayoutSizes() {
+        #expect(MemoryLayout<td_block_q4_0>.size == 18)
+        #expect(MemoryLayout<td_block_q4_1>.size == 20)
+        #expect(MemoryLayout<td_block_q8_0>.size == 34)
+        #expect(MemoryLayout<td_block_q8_act>.size == 40)
+        #expect(MemoryLayout<td_block_q4_0>.stride == 18)
+        #expect(MemoryLayout<td_block_q4_1>.stride == 20)
+        #expect(MemoryLayout<td_block_q8_0>.stride == 34)
+        #expect(MemoryLayout<td_block_q8_act>.stride == 40)
+    }
+
+    @Test func rowBytesPerType() {
+        #expect(td_row_bytes(Int32(GGMLType.q4_0.rawValue), 576) == 18 * 18)
+        #expect(td_row_bytes(Int32(GGMLType.q4_1.rawValue), 576) == 18 * 20)
+        #expect(td_row_bytes(Int32(GGMLType.q8_0.rawValue), 576) == 18 * 34)
+        #expect(td_row_bytes(Int32(GGMLType.f16.rawValue), 7) == 14)
+        #expect(td_row_bytes(Int32(GGMLType.q4_1.rawValue), 48) == 0)
+        #expect(td_row_bytes(Int32(GGMLType.q4_K.rawValue), 256) == 0)
+    }
+
+    /// Element j of a 4-bit block is the low nibble of byte j and element j + 16 its high
+    /// nibble. The block below (d = 1, m = -1) has low nibbles 0...15 and high nibbles
+    /// 15...0, so it holds -1...14 and then 14...-1.
+    @Test func q4_1NibbleOrder() {
+        let block = bytes(fromHex: "003c00bcf0e1d2c3b4a5968778695a4b3c2d1e0f")
+        let expected = (0..<16).map { Float($0 - 1) } + (0..<16).map { Float(14 - $0) }
+
+        #expect(dequantize(.q4_1, block, count: 32) == expected)
+        KernelGate.run {
+            for isa in KernelGate.isaPaths {
+                KernelGate.select(isa)
+                let dot = dotRow(.q4_1, block, Array(repeating: 1, count: 32))
+                #expect(dot == 208, "ISA \(KernelGate.name(isa)): dot = \(dot)")
+            }
+        }
+    }
+
+    @Test func quantizersMatchFormats() {
+        // Q8_0 of 0, 1, ..., 31 scaled by 1/4: d = 7.75 / 127 and q = round(x / d).
+        let ramp = (0..<32).map { Float($0) / 4 }
+        let q8 = Quantizer.q8_0(ramp)
+        #expect(q8.count == 34)
+        #expect(q8[2...].map { Int8(bitPattern: $0) } == ramp.map { Int8(($0 / (7.75 / 127)).rounded()) })
+        // Q4_0 of -8...7 (max by magnitude -8): d = 1, q = x + 8.
+        let q4 = Quantizer.q4_0((0..<32).map { Float($0 % 16 - 8) })
+        #expect(q4.count == 18)
+        #expect(dequantize(.q4_0, q4, count: 32) == (0..<32).map { Float($0 % 16 - 8) })
+        // Q4_1 of 2...17: d = 1, m = 2.
+        let q41 = Quantizer.q4_1((0..<32).map { Float($0 % 16 + 2) })
+        #expect(q41.count == 20)
+        #expect(dequantize(.q4_1, q41, count: 32) == (0..<32).map { Float($0 % 16 + 2) })
+    }
+
+    /// Every ISA path, weight type and row length, on random and extreme rows, within 1e-3
+    /// of the sum of the partial products' magnitudes from an exact float64 dot product of
+    /// the dequantized weights and the activations the kernel multiplies.
+    @Test func dotRowMatchesReference() {
+        let seed: UInt64 = 0xD07_0001
+        var rng = SplitMix64(seed: seed)
+        let lengths = [32, 64, 96, 576, 1536]
+        var cases: [(label: String, type: GGMLType, weights: [UInt8], x: [Float])] = []
+        for type in kernelTypes {
+            for n in lengths {
+                let random = Quantizer.encode(rng.floats(n, scale: 2), as: type)
+                let extreme = extremeRow(type, count: n)
+                let alternating = (0..<n).map { Float($0 % 2 == 0 ? 127 : -127) }
+                cases.append(("random n=\(n)", type, random, rng.floats(n, scale: 3)))
+                cases.append(("random, x=+-127 n=\(n)", type, random, alternating))
+                cases.append(("extreme, x=+-127 n=\(n)", type, extreme, alternating))
+                cases.append(("extreme, x=1e4 n=\(n)", type, extreme, Array(repeating: 1e4, count: n)))
+                cases.append(("extreme, x=+-1e4 mixed n=\(n)", type, extreme, (0..<n).map { $0 % 3 == 0 ? -1e4 : 1e4 }))
+            }
+        }
+
+        KernelGate.run {
+            for isa in KernelGate.isaPaths {
+                KernelGate.select(isa)
+                for item in cases {
+                    let result = dotRow(item.type, item.weights, item.x)
+                    let reference = referenceDot(item.type, item.weights, item.x)
+                    let label = "seed \(seed), ISA \(KernelGate.name(isa)), \(item.type.name) \(item.label)"
+                    #expect(result.isFinite, "\(label): \(result)")
+                    #expect(abs(Double(result) - reference.value) <= 1e-3 * reference.magnitude,
+                            "\(label): \(result) vs \(reference.value)")
+                }
+            }
+        }
+    }
+
+    /// td_matmul computes every element with the path's dot product, so it must equal
+    /// td_dot_row bit for bit whatever the batch size and thread count.
+    @Test(arguments: [
+        (96, [GGMLType.q4_1, .q8_0, .f16], [37, 16, 5]),
+        (576, [GGMLType.q4_0, .f32, .bf16], [19, 33, 2]),
+    ])
+    func matmulEqualsDotRow(cols: Int, types: [GGMLType], rows: [Int]) throws {
+        let seed: UInt64 = 0xD07_0002 &+ UInt64(cols)
+        var rng = SplitMix64(seed: seed)
+        let maxBatch = 17, xStride = cols + 7
+        let weights = zip(types, rows).map { type, count in Quantizer.encode(rng.floats(count * cols, scale: 1), as: type) }
+        let x = rng.floats(maxBatch * xStride, scale: 4)
+        let activationRows = (0..<maxBatch).map { Array(x[$0 * xStride..<$0 * xStride + cols]) }
+
+        KernelGate.run {
+            for isa in KernelGate.isaPaths {
+                KernelGate.select(isa)
+                // expected[j][i][r]: matrix j, batch row i, output r.
+                let expected: [[[Float]]] = types.indices.map { j in
+                    let rowBytes = td_row_bytes(Int32(types[j].rawValue), Int64(cols))
+                    return activationRows.map { xi in
+                        (0..<rows[j]).map { r in dotRow(types[j], Array(weights[j][r * rowBytes..<(r + 1) * rowBytes]), xi) }
+                    }
+                }
+                for threads in 1...3 {
+                    for m in 1...maxBatch {
+                        let outStrides = rows.map { $0 + 3 }
+                        var outputs = zip(rows, outStrides).map { _, stride in [Float](repeating: .nan, count: m * stride) }
+                        let status = runMatmul(types: types, rows: rows, weights: weights, outputs: &outputs,
+                                               outStrides: outStrides, x: x, m: m, cols: cols, xStride: xStride, threads: threads)
+                        let label = "seed \(seed), ISA \(KernelGate.name(isa)), \(threads) threads, m=\(m)"
+                        #expect(status == TD_OK, "\(label)")
+                        for j in types.indices {
+                            for i in 0..<m {
+                                let row = Array(outputs[j][i * outStrides[j]..<i * outStrides[j] + rows[j]])
+                                #expect(bitwiseDifference(row, expected[j][i]) == nil,
+                                        "\(label), matrix \(types[j].name), batch row \(i)")
+                                let padding = outputs[j][i * outStrides[j] + rows[j]..<(i + 1) * outStrides[j]]
+                                #expect(padding.allSatisfy { $0.isNaN }, "\(label): padding of \(types[j].name) written")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func runMatmul(types: [GGMLType], rows: [Int], weights: [[UInt8]], outputs: inout [[Float]],
+                           outStrides: [Int], x: [Float], m: Int, cols: Int, xStride: Int, threads: Int) -> Int32 {
+        let weightBuffers = weights.map { bytes -> UnsafeMutableRawBufferPointer in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 64)
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            return buffer
+        }
+        let outBuffers = outputs.map { out -> UnsafeMutableBufferPointer<Float> in
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: out.count)
+            _ = buffer.initialize(from: out)
+            return buffer
+        }
+        defer {
+            weightBuffers.forEach { $0.deallocate() }
+            outBuffers.forEach { $0.deallocate() }
+        }
+        let matrices = types.indices.map { j in
+            td_matrix(type: Int32(types[j].rawValue), rows: Int64(rows[j]), data: UnsafeRawPointer(weightBuffers[j].baseAddress!),
+                      out: outBuffers[j].baseAddress!, out_stride: Int64(outStrides[j]))
+        }
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(1, td_matmul_scratch_bytes(Int64(m), Int64(cols))), alignment: 64)
+        defer { scratch.deallocate() }
+        let status = x.withUnsafeBufferPointer { xs in
+            td_matmul(matrices, Int32(matrices.count), xs.baseAddress!, Int64(m), Int64(cols), Int64(xStride), scratch, Int32(threads))
+        }
+        for j in outputs.indices { outputs[j] = Array(outBuffers[j]) }
+        return status
+    }
+
+    @Test func fp16RoundTripAllPatterns() {
+        var mismatches: [UInt16] = []
+        for bits in 0...UInt16.max {
+            let value = td_fp16_to_fp32(bits)
+            let exact = Float(Float16(bitPattern: bits))
+            if exact.isNaN {
+                let back = td_fp32_to_fp16(value)
+                let backIsNaN = back & 0x7C00 == 0x7C00 && back & 0x03FF != 0
+                if !value.isNaN || !backIsNaN || back & 0x8000 != bits & 0x8000 { mismatches.append(bits) }
+            } else if value.bitPattern != exact.bitPattern || td_fp32_to_fp16(value) != bits {
+                mismatches.append(bits)
+            }
+        }
+        let mismatchCount = mismatches.count
+        #expect(mismatchCount == 0, "patterns that do not round-trip, first: \(mismatches.prefix(10).map { String($0, radix: 16) })")
+    }
+
+    /// Float to half rounds to nearest, ties to even, like Swift's Float16 conversion,
+    /// including subnormal results, overflow to infinity and underflow to zero.
+    @Test func fp32ToFp16RoundsToNearestEven() {
+        let seed: UInt64 = 0xD07_0003
+        var rng = SplitMix64(seed: seed)
+        var values: [Float] = [0, -0, 65504, 65519.99, 65520, -65520, 1e-8, 2.98e-8, 2.99e-8, 5.96e-8, 6.1e-5, .infinity, -.infinity]
+        for _ in 0..<200_000 {
+            // Exponents 2^-30 ... 2^17 cover zero, subnormal, normal and overflowing halves.
+            let exponent = UInt32.random(in: 97...144, using: &rng)
+            let sign = UInt32.random(in: 0...1, using: &rng) << 31
+            values.append(Float(bitPattern: sign | exponent << 23 | UInt32.random(in: 0...0x7F_FFFF, using: &rng)))
+        }
+        // Exact ties between two halves.
+        for bits in stride(from: UInt16(0), to: 0x7C00, by: 97) {
+            let low = Float(Float16(bitPattern: bits)), high = Float(Float16(bitPattern: bits + 1))
+            values.append((low + high) / 2)
+        }
+        let wrong = values.filter { td_fp32_to_fp16($0) != Float16($0).bitPattern }
+        let wrongCount = wrong.count
+        #expect(wrongCount == 0, "seed \(seed): values that round differently, first: \(wrong.prefix(5))")
+    }
+
+    @Test func bf16Conversion() {
+        #expect(td_bf16_to_fp32(0x3F80) == 1)
+        #expect(td_bf16_to_fp32(0xC2F7) == -123.5)
+        #expect(td_bf16_to_fp32(0x7F80) == .infinity)
+        #expect(td_bf16_to_fp32(0x7FC0).isNaN)
+    }
+
+    @Test func quantizeActivationsPerBlock() {
+        let seed: UInt64 = 0xD07_0004
+        var rng = SplitMix64(seed: seed)
+        let x = rng.floats(96, scale: 5) + Array(repeating: 0, count: 32)
+        let dequantized = quantizedActivations(x)
+
+        for block in 0..<4 {
+            let values = x[block * 32..<(block + 1) * 32]
+            let amax = Double(values.reduce(0) { max($0, abs($1)) })
+            for i in block * 32..<(block + 1) * 32 {
+                // Rounding to the nearest of 255 levels: at most half a step, amax / 254.
+                #expect(abs(dequantized[i] - Double(x[i])) <= amax / 254 * (1 + 1e-6), "seed \(seed), element \(i)")
+            }
+        }
+        #expect(dequantized[96...].allSatisfy { $0 == 0 }, "seed \(seed): an all-zero block must stay zero")
+    }
+
+    // MARK: - Row operations
+
+    @Test func rmsnormMatchesReference() {
+        let seed: UInt64 = 0xD07_0005
+        var rng = SplitMix64(seed: seed)
+        let m = 3, n = 37
+        let eps: Float = 1e-5
+        let x = rng.floats(m * n, scale: 3), w = rng.floats(n, scale: 2)
+        var y = [Float](repeating: .nan, count: m * n)
+        var inPlace = x
+
+        KernelGate.run {
+            #expect(td_rmsnorm(x, w, &y, Int64(m), Int64(n), eps) == TD_OK)
+            inPlace.withUnsafeMutableBufferPointer { buffer in
+                #expect(td_rmsnorm(buffer.baseAddress!, w, buffer.baseAddress!, Int64(m), Int64(n), eps) == TD_OK)
+            }
+        }
+        for row in 0..<m {
+            let values = x[row * n..<(row + 1) * n].map(Double.init)
+            let scale = 1 / (values.reduce(0) { $0 + $1 * $1 } / Double(n) + Double(eps)).squareRoot()
+            for j in 0..<n {
+                let reference = values[j] * scale * Double(w[j])
+                #expect(abs(Double(y[row * n + j]) - reference) <= 1e-6 * abs(reference) + 1e-12, "seed \(seed), row \(row), element \(j)")
+            }
+        }
+        #expect(inPlace == y, "seed \(seed): in-place result differs")
+    }
+
+    @Test func ropePairsMatchesReference() {
+        let seed: UInt64 = 0xD07_0006
+        var rng = SplitMix64(seed: seed)
+        let heads = 3, headDim = 6, stride = heads * headDim + 5
+        let positions: [Int32] = [0, 7, 1000, 32767]
+        let base: Float = 10_000
+        let original = rng.floats(positions.count * stride, scale: 2)
+        var x = original
+
+        KernelGate.run {
+            #expect(td_rope_pairs(&x, Int64(positions.count), Int64(stride), Int32(heads), Int32(headDim), positions, base) == TD_OK)
+        }
+        for (row, position) in positions.enumerated() {
+            for head in 0..<heads {
+                for i in 0..<headDim / 2 {
+                    let a = row * stride + head * headDim + 2 * i, b = a + 1
+                    let angle = Double(position) * pow(Double(base), -2.0 * Double(i) / Double(headDim))
+                    let x0 = Double(original[a]), x1 = Double(original[b])
+                    let label = "seed \(seed), position \(position), head \(head), pair \(i)"
+                    #expect(abs(Double(x[a]) - (x0 * cos(angle) - x1 * sin(angle))) <= 1e-6 * 4, "\(label)")
+                    #expect(abs(Double(x[b]) - (x0 * sin(angle) + x1 * cos(angle))) <= 1e-6 * 4, "\(label)")
+                }
+            }
+            let padding = row * stride + heads * headDim..<(row + 1) * stride
+            #expect(x[padding] == original[padding], "seed \(seed): row \(row) padding changed")
+        }
+    }
+
+    @Test func swigluMatchesReference() {
+        let seed: UInt64 = 0xD07_0007
+        var rng = SplitMix64(seed: seed)
+        let gate = rng.floats(37, scale: 20) + [-100, 100, 0, -0.0]
+        let up = rng.floats(gate.count, scale: 3)
+        var out = [Float](repeating: .nan, count: gate.count)
+
+        KernelGate.run {
+            #expect(td_swiglu(gate, up, &out, Int64(gate.count)) == TD_OK)
+        }
+        for i in gate.indices {
+            let g = Double(gate[i])
+            let reference = g / (1 + exp(-g)) * Double(up[i])
+            #expect(abs(Double(out[i]) - reference) <= 1e-6 * abs(reference) + 1e-30, "seed \(seed), element \(i): \(out[i]) vs \(reference)")
+        }
+    }
+
+    @Test func attentionMatchesReference() throws {
+        let problem = AttentionProblem(seed: 0xD07_0008)
+        let out = problem.run(rows: Array(problem.slotLists.indices), threads: 2)
+
+        for (row, slots) in problem.slotLists.enumerated() {
+            let reference = problem.reference(row: row, slots: slots)
+            for j in 0..<problem.heads * problem.headDim {
+                #expect(abs(Double(out[row][j]) - reference[j]) <= 1e-5, "seed \(problem.seed), row \(row), element \(j)")
+            }
+        }
+    }
+
+    /// A row's attention output depends only on its query and listed slots: computing it alone,
+    /// in a batch, in reverse order or with 1, 2 or 3 threads gives the same bits.
+    @Test func attentionRowIndependentOfBatch() {
+        let problem = AttentionProblem(seed: 0xD07_0009)
+        let rows = Array(problem.slotLists.indices)
+        let alone = rows.map { problem.run(rows: [$0], threads: 1)[0] }
+
+        for threads in 1...3 {
+            let batch = problem.run(rows: rows, threads: threads)
+            let reversed = problem.run(rows: rows.reversed(), threads: threads)
+            for row in rows {
+                #expect(bitwiseDifference(batch[row], alone[row]) == nil, "seed \(problem.seed), \(threads) threads, row \(row)")
+                #expect(bitwiseDifference(reversed[rows.count - 1 - row], alone[row]) == nil,
+                        "seed \(problem.seed), \(threads) threads, row \(row) in reverse order")
+            }
+        }
+    }
+}
+
+/// Grouped-query attention inputs with odd sizes: 6 query heads over 2 KV heads of 12
+/// elements, padded strides, and query rows from two sequences with their own KV buffers.
+private struct AttentionProblem {
+    let seed: UInt64
+    let heads = 6, kvHeads = 2, headDim = 12
+    let qStride = 6 * 12 + 3, kvStride = 2 * 12 + 5, slotCount = 20
+    let queries: [[Float]]
+    /// keys[sequence], values[sequence]: slotCount slots of kvStride floats.
+    let keys: [[Float]]
+    let values: [[Float]]
+    let sequenceOfRow = [0, 0, 0, 1, 1, 0]
+    let slotLists: [[Int32]] = [[0, 1, 2], [0, 2, 5, 7, 9, 11, 13], [3], Array(0..<17), [4, 19], Array(0..<20)]
+
+    init(seed: UInt64) {
+        self.seed = seed
+        var rng = SplitMix64(seed: seed)
+        queries = (0..<6).map { _ in rng.floats(6 * 12 + 3, scale: 2) }
+        keys = (0..<2).map { _ in rng.floats(20 * (2 * 12 + 5), scale: 2) }
+        values = (0..<2).map { _ in rng.floats(20 * (2 * 12 + 5), scale: 3) }
+    }
+
+    /// Runs td_attention on the listed rows, in that order, and returns each row's output.
+    func run(rows: [Int], threads: Int) -> [[Float]] {
+        let m = rows.count
+        let outStride = heads * headDim + 1
+        let q = rows.flatMap { queries[$0] }
+        var offsets: [Int32] = [0]
+        var slots: [Int32] = []
+        for row in rows {
+            slots += slotLists[row]
+            offsets.append(Int32(slots.count))
+        }
+        var out = [Float](repeating: .nan, count: m * outStride)
+        let keyBuffers = keys.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+        let valueBuffers = values.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+        defer {
+            keyBuffers.forEach { $0.deallocate() }
+            valueBuffers.forEach { $0.deallocate() }
+        }
+        for s in 0..<2 {
+            _ = keyBuffers[s].initialize(from: keys[s])
+            _ = valueBuffers[s].initialize(from: values[s])
+        }
+        let keyBases: [UnsafePointer<Float>?] = rows.map { UnsafePointer(keyBuffers[sequenceOfRow[$0]].baseAddress!) }
+        let valueBases: [UnsafePointer<Float>?] = rows.map { UnsafePointer(valueBuffers[sequenceOfRow[$0]].baseAddress!) }
+        let status = KernelGate.run {
+            td_attention(q, Int64(qStride), Int64(m), Int32(heads), Int32(kvHeads), Int32(headDim), keyBases, valueBases,
+                         Int64(kvStride), offsets, slots, &out, Int64(outStride), Int32(threads))
+        }
+        precondition(status == TD_OK, "td_attention failed with status \(status)")
+        return (0..<m).map { Array(out[$0 * outStride..<$0 * outStride + heads * headDim]) }
+    }
+
+    /// Float64 attention for one row over its listed slots.
+    func reference(row: Int, slots: [Int32]) -> [Double] {
+        let group = heads / kvHeads
+        let k = keys[sequenceOfRow[row]], v = values[sequenceOfRow[row]]
+        var result = [Double](repeating: 0, count: heads * headDim)
+        for head in 0..<heads {
+            let kvOffset = (head / group) * headDim
+            let scores = slots.map { slot -> Double in
+                var dot = 0.0
+                for j in 0..<headDim {
+                    dot += Double(queries[row][head * headDim + j]) * Double(k[Int(slot) * kvStride + kvOffset + j])
+                }
+                return dot / Double(headDim).squareRoot()
+            }
+            let top = scores.max()!
+            let weights = scores.map { exp($0 - top) }
+            let total = weights.reduce(0, +)
+            for (index, slot) in slots.enumerated() {
+                for j in 0..<headDim {
+                    result[head * headDim + j] += weights[index] / total * Double(v[Int(slot) * kvStride + kvOffset + j])
+                }
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,347 @@
+import Foundation
+@testable import TailDraft
+
+/// Little-endian byte buffer with the GGUF primitive encodings.
+struct ByteWriter {
+    private(set) var bytes: [UInt8] = []
+
+    var count: Int { bytes.count }
+
+    mutating func append<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func append(bytes other: [UInt8]) {
+        bytes.append(contentsOf: other)
+    }
+
+    /// Appends a GGUF string: a u64 byte length, then the UTF-8 bytes without a terminator.
+    mutating func appendString(_ string: String) {
+        let utf8 = Array(string.utf8)
+        append(UInt64(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    mutating func pad(toMultipleOf alignment: Int) {
+        while bytes.count % alignment != 0 { bytes.append(0) }
+    }
+}
+
+extension GGUFValue {
+    /// The GGUF value type code of this value.
+    var typeCode: UInt32 {
+        switch self {
+        case .uint8: return 0
+        case .int8: return 1
+        case .uint16: return 2
+        case .int16: return 3
+        case .uint32: return 4
+        case .int32: return 5
+        case .float32: return 6
+        case .bool: return 7
+        case .string: return 8
+        case .array: return 9
+        case .uint64: return 10
+        case .int64: return 11
+        case .float64: return 12
+        }
+    }
+
+    /// Appends the value's payload (everything after its type code).
+    func encodePayload(into writer: inout ByteWriter) {
+        switch self {
+        case let .uint8(v): writer.append(v)
+        case let .int8(v): writer.append(v)
+        case let .uint16(v): writer.append(v)
+        case let .int16(v): writer.append(v)
+        case let .uint32(v): writer.append(v)
+        case let .int32(v): writer.append(v)
+        case let .float32(v): writer.append(v.bitPattern)
+        case let .bool(v): writer.append(UInt8(v ? 1 : 0))
+        case let .string(v): writer.appendString(v)
+        case let .array(elementType, items):
+            writer.append(elementType)
+            writer.append(UInt64(items.count))
+            for item in items {
+                precondition(item.typeCode == elementType, "array element \(item) does not have type \(elementType)")
+                item.encodePayload(into: &writer)
+            }
+        case let .uint64(v): writer.append(v)
+        case let .int64(v): writer.append(v)
+        case let .float64(v): writer.append(v.bitPattern)
+        }
+    }
+}
+
+/// A metadata value to write: a well-formed value, or a type code with raw payload bytes for
+/// files that must be corrupt.
+enum MetadataEntry {
+    case value(GGUFValue)
+    case raw(typeCode: UInt32, payload: [UInt8])
+}
+
+/// A tensor to write. Shape, type code and offset are raw fields so tests can write invalid
+/// ones; `data` is copied into the data section as it is.
+struct TensorEntry {
+    var name: String
+    /// Dimensions in ggml order: `shape[0]` is the row length.
+    var shape: [UInt64]
+    var typeCode: UInt32
+    var data: [UInt8]
+    /// Offset from the data section start; nil places the tensor after the previous one,
+    /// rounded up to the alignment.
+    var offset: UInt64? = nil
+
+    init(name: String, shape: [Int], type: GGMLType, data: [UInt8]) {
+        self.name = name
+        self.shape = shape.map(UInt64.init)
+        self.typeCode = type.rawValue
+        self.data = data
+    }
+
+    init(name: String, shape: [UInt64], typeCode: UInt32, data: [UInt8], offset: UInt64? = nil) {
+        self.name = name
+        self.shape = shape
+        self.typeCode = typeCode
+        self.data = data
+        self.offset = offset
+    }
+
+    /// Makes an F32 tensor holding `values`.
+    static func f32(_ name: String, shape: [Int], values: [Float]) -> TensorEntry {
+        TensorEntry(name: name, shape: shape, type: .f32, data: Quantizer.f32Bytes(values))
+    }
+}
+
+/// Where `GGUFWriter.build()` put the parts of the file.
+struct GGUFLayout {
+    /// Offset just past the last tensor info.
+    var headerEnd: Int
+    /// Offset of the data section: `headerEnd` rounded up to the alignment.
+    var dataOffset: Int
+    /// Each tensor's offset from `dataOffset`, in the order of `GGUFWriter.tensors`.
+    var tensorOffsets: [Int]
+}
+
+/// Builds GGUF files byte by byte: header, metadata, tensor infos, padding and tensor data.
+///
+/// The layout is the one GGUF versions 2 and 3 define. A header (magic "GGUF", u32 version,
+/// u64 tensor count, u64 metadata count) comes first, then the metadata entries (string key,
+/// u32 type, payload) and the tensor infos (string name, u32 dimension count, u64
+/// dimensions, u32 type, u64 offset). Zero padding up to the alignment follows, then the
+/// tensor data at offsets that are multiples of the alignment. Every field can be
+/// overridden to produce corrupt files.
+struct GGUFWriter {
+    var magic: UInt32 = 0x4655_4747
+    var version: UInt32 = 3
+    var metadata: [(key: String, entry: MetadataEntry)] = []
+    var tensors: [TensorEntry] = []
+    /// Alignment used to place the data; nil takes `general.alignment` when it is a u32,
+    /// else 32. Set it to lay out a file differently from what its metadata claims.
+    var layoutAlignment: Int? = nil
+    var tensorCountOverride: UInt64? = nil
+    var metadataCountOverride: UInt64? = nil
+
+    init(version: UInt32 = 3) {
+        self.version = version
+    }
+
+    mutating func add(_ key: String, _ value: GGUFValue) {
+        metadata.append((key, .value(value)))
+    }
+
+    mutating func addRaw(_ key: String, typeCode: UInt32, payload: [UInt8]) {
+        metadata.append((key, .raw(typeCode: typeCode, payload: payload)))
+    }
+
+    mutating func add(_ tensor: TensorEntry) {
+        tensors.append(tensor)
+    }
+
+    var alignment: Int {
+        if let layoutAlignment { return layoutAlignment }
+        for (key, entry) in metadata where key == "general.alignment" {
+            if case let .value(.uint32(value)) = entry, value > 0 { return Int(value) }
+        }
+        return 32
+    }
+
+    /// Encodes the file up to the end of the tensor infos, with the tensor offsets given.
+    private func header(offsets: [Int]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.append(magic)
+        writer.append(version)
+        writer.append(tensorCountOverride ?? UInt64(tensors.count))
+        writer.append(metadataCountOverride ?? UInt64(metadata.count))
+        for (key, entry) in metadata {
+            writer.appendString(key)
+            switch entry {
+            case let .value(value):
+                writer.append(value.typeCode)
+                value.encodePayload(into: &writer)
+            case let .raw(typeCode, payload):
+                writer.append(typeCode)
+                writer.append(bytes: payload)
+            }
+        }
+        for (tensor, offset) in zip(tensors, offsets) {
+            writer.appendString(tensor.name)
+            writer.append(UInt32(tensor.shape.count))
+            for dim in tensor.shape { writer.append(dim) }
+            writer.append(tensor.typeCode)
+            writer.append(tensor.offset ?? UInt64(offset))
+        }
+        return writer.bytes
+    }
+
+    /// Tensor offsets from the data section start: each tensor follows the previous one,
+    /// rounded up to the alignment.
+    private func assignOffsets() -> [Int] {
+        var offsets: [Int] = []
+        var next = 0
+        for tensor in tensors {
+            offsets.append(next)
+            next = roundUp(next + tensor.data.count, alignment)
+        }
+        return offsets
+    }
+
+    /// Encodes the whole file and returns it with the layout of its parts.
+    func build() -> (bytes: [UInt8], layout: GGUFLayout) {
+        let offsets = assignOffsets()
+        var bytes = header(offsets: offsets)
+        let headerEnd = bytes.count
+        let dataOffset = roundUp(headerEnd, alignment)
+        bytes.append(contentsOf: repeatElement(0, count: dataOffset - headerEnd))
+        // A tensor with an overridden offset still has its bytes at the computed place, so
+        // the file reads as "the info points elsewhere", not as "the data is missing".
+        for (tensor, offset) in zip(tensors, offsets) {
+            let start = dataOffset + offset
+            bytes.append(contentsOf: repeatElement(0, count: start - bytes.count))
+            bytes.append(contentsOf: tensor.data)
+        }
+        return (bytes, GGUFLayout(headerEnd: headerEnd, dataOffset: dataOffset, tensorOffsets: offsets))
+    }
+
+    /// Writes the file to `url` and returns its layout.
+    @discardableResult
+    func write(to url: URL) throws -> GGUFLayout {
+        let (bytes, layout) = build()
+        try Data(bytes).write(to: url)
+        return layout
+    }
+}
+
+func roundUp(_ value: Int, _ multiple: Int) -> Int {
+    (value + multiple - 1) / multiple * multiple
+}
+
+/// Swift versions of ggml's reference quantizers, producing the block layouts of
+/// Kernels/include/td_quant.h. All arithmetic is in Float, as ggml's C code does it.
+enum Quantizer {
+    static let blockSize = 32
+
+    /// Returns the IEEE half-float bit pattern nearest to `value` (ties to even).
+    static func fp16Bits(_ value: Float) -> UInt16 {
+        Float16(value).bitPattern
+    }
+
+    /// Returns the bfloat16 bit pattern nearest to `value` (ties to even). NaN stays NaN.
+    static func bf16Bits(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if value.isNaN { return UInt16(bits >> 16) | 0x0040 }
+        let rounding = UInt32(0x7FFF) + ((bits >> 16) & 1)
+        return UInt16((bits &+ rounding) >> 16)
+    }
+
+    static func f32Bytes(_ values: [Float]) -> [UInt8] {
+        var writer = ByteWriter()
+        for value in values { writer.append(value.bitPattern) }
+        return writer.bytes
+    }
+
+    static func f16Bytes(_ values: [Float]) -> [UInt8] {
+        var writer = ByteWriter()
+        for value in values { writer.append(fp16Bits(value)) }
+        return writer.bytes
+    }
+
+    static func bf16Bytes(_ values: [Float]) -> [UInt8] {
+        var writer = ByteWriter()
+        for value in values { writer.append(bf16Bits(value)) }
+        return writer.bytes
+    }
+
+    /// Q8_0: d = max|x| / 127, q = round(x / d) (ties away from zero, as C's roundf).
+    static func q8_0(_ values: [Float]) -> [UInt8] {
+        precondition(values.count % blockSize == 0, "Q8_0 needs a multiple of 32 values, got \(values.count)")
+        var writer = ByteWriter()
+        for start in stride(from: 0, to: values.count, by: blockSize) {
+            let block = values[start..<start + blockSize]
+            let amax = block.reduce(Float(0)) { max($0, abs($1)) }
+            let d = amax / 127
+            let inverse: Float = d != 0 ? 1 / d : 0
+            writer.append(fp16Bits(d))
+            for x in block { writer.append(Int8((x * inverse).rounded(.toNearestOrAwayFromZero))) }
+        }
+        return writer.bytes
+    }
+
+    /// Q4_0: d = (the value of largest magnitude, with its sign) / -8,
+    /// q = min(15, trunc(x / d + 8.5)); element j in the low nibble of byte j, element
+    /// j + 16 in its high nibble.
+    static func q4_0(_ values: [Float]) -> [UInt8] {
+        precondition(values.count % blockSize == 0, "Q4_0 needs a multiple of 32 values, got \(values.count)")
+        var writer = ByteWriter()
+        for start in stride(from: 0, to: values.count, by: blockSize) {
+            let block = Array(values[start..<start + blockSize])
+            var amax: Float = 0
+            var signedMax: Float = 0
+            for x in block where abs(x) > amax {
+                amax = abs(x)
+                signedMax = x
+            }
+            let d = signedMax / -8
+            let inverse: Float = d != 0 ? 1 / d : 0
+            writer.append(fp16Bits(d))
+            func level(_ x: Float) -> UInt8 { UInt8(min(15, Int8(x * inverse + 8.5))) }
+            for j in 0..<blockSize / 2 {
+                writer.append(level(block[j]) | level(block[j + 16]) << 4)
+            }
+        }
+        return writer.bytes
+    }
+
+    /// Q4_1: d = (max - min) / 15, m = min, q = min(15, trunc((x - min) / d + 0.5)); nibble
+    /// order as Q4_0.
+    static func q4_1(_ values: [Float]) -> [UInt8] {
+        precondition(values.count % blockSize == 0, "Q4_1 needs a multiple of 32 values, got \(values.count)")
+        var writer = ByteWriter()
+        for start in stride(from: 0, to: values.count, by: blockSize) {
+            let block = Array(values[start..<start + blockSize])
+            let low = block.min()!, high = block.max()!
+            let d = (high - low) / 15
+            let inverse: Float = d != 0 ? 1 / d : 0
+            writer.append(fp16Bits(d))
+            writer.append(fp16Bits(low))
+            func level(_ x: Float) -> UInt8 { UInt8(min(15, Int8((x - low) * inverse + 0.5))) }
+            for j in 0..<blockSize / 2 {
+                writer.append(level(block[j]) | level(block[j + 16]) << 4)
+            }
+        }
+        return writer.bytes
+    }
+
+    /// Encodes `values` (a multiple of 32 for the quantized types) as tensor data of `type`.
+    static func encode(_ values: [Float], as type: GGMLType) -> [UInt8] {
+        switch type {
+        case .f32: return f32Bytes(values)
+        case .f16: return f16Bytes(values)
+        case .bf16: return bf16Bytes(values)
+        case .q8_0: return q8_0(values)
+        case .q4_0: return q4_0(values)
+        case .q4_1: return q4_1(values)
+        default: preconditionFailure("no encoder for tensor type \(type.name)")
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+@testable import TailDraft
+
+/// A tiny random Llama model written as a real GGUF file.
+///
+/// Weights are drawn from a seeded SplitMix64 and stored in `weightType` (norm weights are
+/// always F32). Scales are chosen so attention scores spread over a few units, which makes
+/// the logits depend visibly on RoPE and on the attention pattern.
+struct TinyModelSpec {
+    var layerCount = 2
+    var hiddenSize = 64
+    var headCount = 4
+    var kvHeadCount = 2
+    var feedForwardSize = 96
+    var vocabularySize = 256
+    var contextLength = 128
+    var rmsNormEpsilon: Float = 1e-5
+    var ropeBase: Float = 10_000
+    var weightType: GGMLType = .f32
+    /// Writes a separate `output.weight`; without it the output head is the token embedding.
+    var separateOutput = false
+    var seed: UInt64 = 1
+    var architecture = "llama"
+    /// Tensors to leave out, for files that must fail to load.
+    var omittedTensors: Set<String> = []
+
+    var headDim: Int { hiddenSize / headCount }
+    var kvDim: Int { kvHeadCount * headDim }
+    var queryDim: Int { headCount * headDim }
+}
+
+/// Returns the 256 byte tokens in GPT-2's byte-to-unicode form: printable Latin-1 bytes map to
+/// themselves, and the other 68 bytes map to U+0100 onwards in byte order.
+func gpt2ByteTokens() -> [String] {
+    func isPrintable(_ byte: Int) -> Bool {
+        (33...126).contains(byte) || (161...172).contains(byte) || (174...255).contains(byte)
+    }
+    var next = 256
+    var tokens: [String] = []
+    for byte in 0..<256 {
+        let scalar: Int
+        if isPrintable(byte) {
+            scalar = byte
+        } else {
+            scalar = next
+            next += 1
+        }
+        tokens.append(String(Character(Unicode.Scalar(UInt32(scalar))!)))
+    }
+    return tokens
+}
+
+/// Float weights of a tiny model, before encoding, by tensor name.
+struct TinyModel {
+    let spec: TinyModelSpec
+    /// Tensors as written to the file, in file order.
+    let tensors: [TensorEntry]
+
+    init(spec: TinyModelSpec) {
+        self.spec = spec
+        var rng = SplitMix64(seed: spec.seed)
+        let h = spec.hiddenSize, f = spec.feedForwardSize
+        var tensors: [TensorEntry] = []
+
+        func matrix(_ name: String, rows: Int, cols: Int, scale: Float) {
+            let values = rng.floats(rows * cols, scale: scale)
+            tensors.append(TensorEntry(name: name, shape: [cols, rows], type: spec.weightType,
+                                       data: Quantizer.encode(values, as: spec.weightType)))
+        }
+        func norm(_ name: String) {
+            let values = (0..<h).map { _ in rng.uniform(0.7...1.3) }
+            tensors.append(.f32(name, shape: [h], values: values))
+        }
+
+        // Embedding rows have RMS about 0.6; RMSNorm rescales them anyway.
+        matrix("token_embd.weight", rows: spec.vocabularySize, cols: h, scale: 1.0)
+        for layer in 0..<spec.layerCount {
+            let p = "blk.\(layer)."
+            norm(p + "attn_norm.weight")
+            // Q and K entries of +-0.35 give q and k elements of RMS about 1.6 and scores
+            // q.k / sqrt(headDim) of RMS about 2.5.
+            matrix(p + "attn_q.weight", rows: spec.queryDim, cols: h, scale: 0.35)
+            matrix(p + "attn_k.weight", rows: spec.kvDim, cols: h, scale: 0.35)
+            matrix(p + "attn_v.weight", rows: spec.kvDim, cols: h, scale: 0.3)
+            matrix(p + "attn_output.weight", rows: h, cols: spec.queryDim, scale: 0.15)
+            norm(p + "ffn_norm.weight")
+            matrix(p + "ffn_gate.weight", rows: f, cols: h, scale: 0.3)
+            matrix(p + "ffn_up.weight", rows: f, cols: h, scale: 0.3)
+            matrix(p + "ffn_down.weight", rows: h, cols: f, scale: 0.15)
+        }
+        norm("output_norm.weight")
+        if spec.separateOutput {
+            matrix("output.weight", rows: spec.vocabularySize, cols: h, scale: 0.3)
+        }
+        self.tensors = tensors.filter { !spec.omittedTensors.contains($0.name) }
+    }
+
+    /// The GGUF writer for this model: llama metadata, a minimal GPT-2 style tokenizer of
+    /// the 256 byte tokens and the tensors.
+    var writer: GGUFWriter {
+        var writer = GGUFWriter(version: 3)
+        let arch = spec.architecture
+        writer.add("general.architecture", .string(arch))
+        writer.add("general.name", .string("tiny-random-llama"))
+        writer.add("general.alignment", .uint32(32))
+        writer.add("\(arch).block_count", .uint32(UInt32(spec.layerCount)))
+        writer.add("\(arch).context_length", .uint32(UInt32(spec.contextLength)))
+        writer.add("\(arch).embedding_length", .uint32(UInt32(spec.hiddenSize)))
+        writer.add("\(arch).feed_forward_length", .uint32(UInt32(spec.feedForwardSize)))
+        writer.add("\(arch).attention.head_count", .uint32(UInt32(spec.headCount)))
+        writer.add("\(arch).attention.head_count_kv", .uint32(UInt32(spec.kvHeadCount)))
+        writer.add("\(arch).attention.layer_norm_rms_epsilon", .float32(spec.rmsNormEpsilon))
+        writer.add("\(arch).rope.freq_base", .float32(spec.ropeBase))
+        writer.add("\(arch).rope.dimension_count", .uint32(UInt32(spec.headDim)))
+        writer.add("\(arch).vocab_size", .uint32(UInt32(spec.vocabularySize)))
+        writer.add("tokenizer.ggml.model", .string("gpt2"))
+        writer.add("tokenizer.ggml.pre", .string("gpt2"))
+        var tokens = gpt2ByteTokens()
+        while tokens.count < spec.vocabularySize { tokens.append("<extra_\(tokens.count)>") }
+        writer.add("tokenizer.ggml.tokens", .array(elementType: 8, tokens.prefix(spec.vocabularySize).map { .string($0) }))
+        writer.add("tokenizer.ggml.token_type", .array(elementType: 5, Array(repeating: .int32(1), count: spec.vocabularySize)))
+        writer.add("tokenizer.ggml.merges", .array(elementType: 8, []))
+        writer.add("tokenizer.ggml.bos_token_id", .uint32(1))
+        writer.add("tokenizer.ggml.eos_token_id", .uint32(2))
+        for tensor in tensors { writer.add(tensor) }
+        return writer
+    }
+
+    /// Writes the model to `name` in `directory` and returns the file's path.
+    func write(in directory: URL, name: String = "tiny.gguf") throws -> String {
+        let url = directory.appendingPathComponent(name)
+        try writer.write(to: url)
+        return url.path
+    }
+
+    /// Writes the model to a temporary file, loads it with the engine and passes both to
+    /// `body`; the file is removed afterwards.
+    func withTransformer<T>(threads: Int = 2, _ body: (Transformer) throws -> T) throws -> T {
+        try withTemporaryDirectory { directory in
+            let path = try write(in: directory)
+            let transformer = try Transformer(path: path, threads: threads)
+            return try body(transformer)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import Kernels
+import Testing
+@testable import TailDraft
+
+/// Prompt for the tiny models: byte tokens, long enough that RoPE and causal attention over
+/// several positions shape the logits.
+private let tinyPrompt: [Int32] = [72, 101, 108, 108, 111, 44, 32, 116, 105, 110, 121, 33]
+
+/// Runs `tokens` through the engine as one causal batch on the ISA path `isa` and returns
+/// the logits and final hidden states, one array per position.
+private func engineForward(_ transformer: Transformer, _ tokens: [Int32], isa: Int32) throws -> ReferenceModel.Output {
+    try KernelGate.run(isa: isa) {
+        let cache = KVCache(config: transformer.config, capacity: 64)
+        let output = try transformer.forward(.causal(tokens: tokens, startPosition: 0), caches: [cache])
+        let logits = tokens.indices.map { output.logits(row: $0).map(Double.init) }
+        let hidden = tokens.indices.map { output.hidden(row: $0).map(Double.init) }
+        return ReferenceModel.Output(logits: logits, hidden: hidden)
+    }
+}
+
+private func relativeError(_ output: [[Double]], reference: [[Double]]) -> Double {
+    relativeMaxError(output.flatMap { $0 }, reference: reference.flatMap { $0 })
+}
+
+/// Tolerance for float weights (F32, F16), whose products the engine computes in float32:
+/// max |engine - reference| / max |reference| over all logits or hidden values.
+private let floatTolerance = 1e-4
+
+/// Tolerance for quantized weights (Q8_0, Q4_0, Q4_1) against the float64 reference on the
+/// same dequantized weights, which does not round activations.
+///
+/// The engine rounds every matmul input to 8 bits per 32-element block, which moves each
+/// element by at most half a step: 1/254 of its block's max |x|. In these models a block's
+/// max averages 2.6 times its RMS, and the worst case is sqrt(32), about 5.7. So one
+/// rounding perturbs a matmul's input, and to first order its output, by up to 2.6 / 254
+/// (about 1%) of their RMS. RMSNorm keeps the residual stream at unit scale, so the 4 * layers + 1
+/// rounded matmuls on a token's path (QKV, attention output, gate and up, down, then the
+/// head) add up to about (4 * layers + 1) * 2.6 / 254: 9.2% for two layers. This is a
+/// first-order estimate, not a proof; the measured error is 2% to 4%.
+private func quantizedTolerance(layers: Int) -> Double {
+    Double(4 * layers + 1) * 2.6 / 254
+}
+
+/// Tolerance for quantized weights against a float64 reference that rounds matmul inputs the
+/// same way. Only float32 arithmetic separates the two, except where an input lies so close
+/// to a rounding midpoint that float32 and float64 round it to different levels. One such
+/// flip moved the logits by 0.84% of their max in the tiny models of seeds 1...12.
+private let roundedReferenceTolerance = 2e-2
+
+@Suite(.serialized) struct TinyModelTests {
+    @Test(arguments: [(GGMLType.f32, 2, 96), (.f16, 2, 96), (.f32, 3, 128)])
+    func floatWeightsMatchReference(type: GGMLType, layers: Int, feedForwardSize: Int) throws {
+        var spec = TinyModelSpec()
+        spec.weightType = type
+        spec.layerCount = layers
+        spec.feedForwardSize = feedForwardSize
+        spec.seed = 0x71_0001
+        let model = TinyModel(spec: spec)
+        let reference = ReferenceModel(model: model).forward(tinyPrompt.map(Int.init))
+
+        try model.withTransformer { transformer in
+            for isa in KernelGate.isaPaths {
+                let engine = try engineForward(transformer, tinyPrompt, isa: isa)
+                let label = "seed \(spec.seed), \(type.name), ISA \(KernelGate.name(isa))"
+                let logitsError = relativeError(engine.logits, reference: reference.logits)
+                let hiddenError = relativeError(engine.hidden, reference: reference.hidden)
+                #expect(logitsError <= floatTolerance, "\(label): logits error \(logitsError)")
+                #expect(hiddenError <= floatTolerance, "\(label): hidden state error \(hiddenError)")
+            }
+        }
+    }
+
+    @Test(arguments: [GGMLType.q8_0, .q4_0, .q4_1])
+    func quantizedWeightsMatchReference(type: GGMLType) throws {
+        var spec = TinyModelSpec()
+        spec.weightType = type
+        spec.seed = 0x71_0002
+        let model = TinyModel(spec: spec)
+        let tokens = tinyPrompt.map(Int.init)
+        let exact = ReferenceModel(model: model).forward(tokens)
+        let rounded = ReferenceModel(model: model, roundingMatmulInputs: true).forward(tokens)
+        let tolerance = quantizedTolerance(layers: spec.layerCount)
+
+        try model.withTransformer { transformer in
+            for isa in KernelGate.isaPaths {
+                let engine = try engineForward(transformer, tinyPrompt, isa: isa)
+                let label = "seed \(spec.seed), \(type.name), ISA \(KernelGate.name(isa))"
+                let logitsError = relativeError(engine.logits, reference: exact.logits)
+                let hiddenError = relativeError(engine.hidden, reference: exact.hidden)
+                let roundedError = relativeError(engine.logits, reference: rounded.logits)
+                #expect(logitsError <= tolerance, "\(label): logits error \(logitsError)")
+                #expect(hiddenError <= tolerance, "\(label): hidden state error \(hiddenError)")
+                #expect(roundedError <= roundedReferenceTolerance, "\(label): logits error against the rounding reference \(roundedError)")
+            }
+        }
+    }
+
+    /// Pairing RoPE elements as (x[i], x[i + headDim/2]) instead of (x[2i], x[2i+1]) moves
+    /// the logits by far more than either tolerance, so the comparisons above would catch it.
+    @Test(arguments: [GGMLType.f32, .q8_0, .q4_0, .q4_1])
+    func wrongRopePairingExceedsTolerance(type: GGMLType) throws {
+        var spec = TinyModelSpec()
+        spec.weightType = type
+        spec.seed = type == .f32 ? 0x71_0001 : 0x71_0002
+        let model = TinyModel(spec: spec)
+        let reference = ReferenceModel(model: model)
+        let tokens = tinyPrompt.map(Int.init)
+        let correct = reference.forward(tokens)
+        let wrong = reference.forward(tokens, pairing: .halves)
+        let tolerance = type == .f32 ? floatTolerance : quantizedTolerance(layers: spec.layerCount)
+
+        let wrongError = relativeError(wrong.logits, reference: correct.logits)
+        #expect(wrongError > 3 * tolerance, "seed \(spec.seed), \(type.name): wrong pairing moved the logits by only \(wrongError)")
+        try model.withTransformer { transformer in
+            let engine = try engineForward(transformer, tinyPrompt, isa: td_isa_best())
+            let engineError = relativeError(engine.logits, reference: wrong.logits)
+            #expect(engineError > tolerance, "seed \(spec.seed), \(type.name): engine matches the wrong pairing (\(engineError))")
+        }
+    }
+
+    /// A file with `output.weight` uses it as the head; without it the token embedding is
+    /// the head.
+    @Test(arguments: [GGMLType.f32, .q8_0])
+    func separateOutputHeadUsed(type: GGMLType) throws {
+        var spec = TinyModelSpec()
+        spec.weightType = type
+        spec.separateOutput = true
+        spec.seed = 0x71_0003
+        let model = TinyModel(spec: spec)
+        let tokens = tinyPrompt.map(Int.init)
+        let separate = ReferenceModel(model: model).forward(tokens)
+        let tied = ReferenceModel(model: model, useTokenEmbeddingAsOutput: true).forward(tokens)
+        let tolerance = type == .f32 ? floatTolerance : quantizedTolerance(layers: spec.layerCount)
+
+        try model.withTransformer { transformer in
+            #expect(transformer.weights.tiedOutput == false)
+            let engine = try engineForward(transformer, tinyPrompt, isa: td_isa_best())
+            let separateError = relativeError(engine.logits, reference: separate.logits)
+            let tiedError = relativeError(engine.logits, reference: tied.logits)
+            #expect(separateError <= tolerance, "seed \(spec.seed), \(type.name): error \(separateError) against output.weight")
+            #expect(tiedError > 10 * tolerance, "seed \(spec.seed), \(type.name): logits match the token embedding head")
+        }
+    }
+
+    @Test func tiedOutputHeadIsEmbedding() throws {
+        var spec = TinyModelSpec()
+        spec.seed = 0x71_0004
+        let model = TinyModel(spec: spec)
+
+        try model.withTransformer { transformer in
+            #expect(transformer.weights.tiedOutput)
+            #expect(transformer.weights.output.data == transformer.weights.tokenEmbedding.data)
+        }
+    }
+}
