@@ -44,7 +44,7 @@ int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim
 
 int td_round_to_half(const float *x, float *y, int64_t n) {
     if (x == NULL || y == NULL || n < 0) return TD_EINVAL;
-    for (int64_t i = 0; i < n; i++) y[i] = td_fp16_to_fp32(td_fp32_to_fp16(x[i]));
+    for (int64_t i = 0; i < n; i++) y[i] = td_round_half_finite(x[i]);
     return TD_OK;
 }
 

@@ -52,6 +52,11 @@ td_fp16 td_fp32_to_fp16(float f) {
     return (td_fp16)(sign | half);
 }
 
+float td_round_half_finite(float x) {
+    const float rounded = td_fp16_to_fp32(td_fp32_to_fp16(x));
+    return isinf(rounded) && !isinf(x) ? x : rounded;
+}
+
 float td_bf16_to_fp32(uint16_t h) {
     const uint32_t bits = (uint32_t)h << 16;
     float f;
@@ -78,8 +83,8 @@ int td_quantize_row_q8_act(const float *x, td_block_q8_act *y, int64_t n) {
         }
         /* Scales are rounded to half precision, as llama.cpp's Q8_0 and Q8_1 activation
          * blocks store them, so both engines see the same activation values. */
-        y[b].d = td_fp16_to_fp32(td_fp32_to_fp16(d));
-        y[b].s = td_fp16_to_fp32(td_fp32_to_fp16(d * (float)sum));
+        y[b].d = td_round_half_finite(d);
+        y[b].s = td_round_half_finite(d * (float)sum);
     }
     return TD_OK;
 }

@@ -114,7 +114,10 @@ int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, f
 int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
                   const int32_t *positions, float base);
 
-/* y[i] = x[i] rounded to the nearest half-precision value (ties to even). y may alias x. */
+/* Returns x rounded to the nearest half-precision value (ties to even), or x itself when its
+ * magnitude is beyond the half range (65504), so extreme values never become infinite. */
+float td_round_half_finite(float x);
+/* y[i] = td_round_half_finite(x[i]) for n elements. y may alias x. */
 int td_round_to_half(const float *x, float *y, int64_t n);
 
 /* out[i] = silu(gate[i]) * up[i] for n elements. out may alias gate or up. */

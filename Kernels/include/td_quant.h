@@ -37,7 +37,9 @@ typedef struct {
 _Static_assert(sizeof(td_block_q8_0) == 34, "Q8_0 block must be 34 bytes");
 
 /* Activation block (engine-internal, never stored in files): x[i] ~= d * q[i], q[i] in
- * -127..127, with d = max|x| / 127 in float32. s = d * sum(q) lets Q4_0 and Q4_1 dot products
+ * -127..127, q[i] = x[i] * 127 / max|x| rounded half to even, d = max|x| / 127. As in
+ * llama.cpp's Q8_0 and Q8_1 activation blocks, d and s = d * sum(q) are rounded to half
+ * precision (unless beyond its range), but kept in float32 fields. s lets Q4_1 dot products
  * apply their offsets once per block. A row of activations quantizes block by block, so a
  * row's blocks never depend on other rows of a batch. */
 typedef struct {

@@ -17,6 +17,10 @@ import Testing
 
     @Test(arguments: try GoldenGreedyCase.load())
     func greedyMatchesLlamaCpp(_ golden: GoldenGreedyCase) throws {
+        try KernelGate.run { try compareGreedy(golden) }
+    }
+
+    private func compareGreedy(_ golden: GoldenGreedyCase) throws {
         let model = try Fixtures.smolLM()
         let cache = KVCache(config: model.config, capacity: 512)
         let prompt = golden.prompt_token_ids

@@ -11,7 +11,7 @@ private let tinyPrompt: [Int32] = [72, 101, 108, 108, 111, 44, 32, 116, 105, 110
 /// the logits and final hidden states, one array per position.
 private func engineForward(_ transformer: Transformer, _ tokens: [Int32], isa: Int32) throws -> ReferenceModel.Output {
     try KernelGate.run(isa: isa) {
-        let cache = KVCache(config: transformer.config, capacity: 64)
+        let cache = KVCache(config: transformer.config, capacity: 64, precision: .float32)
         let output = try transformer.forward(.causal(tokens: tokens, startPosition: 0), caches: [cache])
         let logits = tokens.indices.map { output.logits(row: $0).map(Double.init) }
         let hidden = tokens.indices.map { output.hidden(row: $0).map(Double.init) }

@@ -40,18 +40,6 @@ private enum SmolLM2 {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so a failing seed reproduces the case.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Builds a tiny vocabulary: the 256 byte tokens followed by `extra` tokens.
 private func tinyTokenizer(
     extra: [(String, TokenType)] = [], merges: [String] = [], preTokenizer: String = "smollm",
@@ -221,7 +209,7 @@ private func tinyMetadata() -> [String: GGUFValue] {
     func roundTripRandomStrings() throws {
         let tokenizer = try SmolLM2.loadedTokenizer()
         let seed: UInt64 = 0x7A11_D4AF_7000_0001
-        var generator = SplitMix64(state: seed)
+        var generator = SplitMix64(seed: seed)
         let pools: [[Unicode.Scalar]] = [
             Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'\"!?.,;:-_=+()[]{}<>|/\\@#$%^&*~`".unicodeScalars),
             [" ", " ", " ", "\n", "\t", "\r", "\u{A0}", "\u{3000}", "\u{2028}"],

@@ -82,15 +82,21 @@ struct AttentionPlan {
         self.addedPerSequence = added
     }
 
-    /// Copies each row's key and value into its slot of `layer`, rounded to half precision:
-    /// the values an F16 KV cache (llama.cpp's default) holds, which keeps greedy output
-    /// close to llama.cpp's.
+    /// Copies each row's key and value into its slot of `layer`, rounded to the cache's
+    /// precision.
     func store(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, layer: Int, caches: [KVCache]) {
         for (row, slot) in slotOfRow.enumerated() {
             let cache = caches[sequences[row]]
             let kvDim = cache.kvDim
-            check(td_round_to_half(keys + row * kvDim, cache.keys(layer: layer) + slot * kvDim, Int64(kvDim)), "td_round_to_half")
-            check(td_round_to_half(values + row * kvDim, cache.values(layer: layer) + slot * kvDim, Int64(kvDim)), "td_round_to_half")
+            let key = cache.keys(layer: layer) + slot * kvDim, value = cache.values(layer: layer) + slot * kvDim
+            switch cache.precision {
+            case .float16:
+                check(td_round_to_half(keys + row * kvDim, key, Int64(kvDim)), "td_round_to_half")
+                check(td_round_to_half(values + row * kvDim, value, Int64(kvDim)), "td_round_to_half")
+            case .float32:
+                key.update(from: keys + row * kvDim, count: kvDim)
+                value.update(from: values + row * kvDim, count: kvDim)
+            }
         }
     }
 

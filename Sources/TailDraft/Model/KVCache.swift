@@ -1,14 +1,13 @@
-/// Keys and values of one sequence for every layer, stored as float32 holding values rounded
-/// to half precision.
-///
-/// NOTE: storing them as float16 would halve the memory; that needs half-precision loads in
-/// the attention kernel of each ISA path.
+/// Keys and values of one sequence for every layer, in float32 storage.
 ///
 /// Layout: for layer l, slot s holds `kvDim` key floats at `keys(layer: l) + s * kvDim` and
 /// the same for values. Slots `0..<count` hold the committed tokens in position order; a
 /// forward pass appends its rows after them, and `truncate(to:)` or `keepSlots(_:from:)`
 /// roll back or compact speculative rows. Memory: 2 * layers * capacity * kvDim * 4 bytes,
 /// allocated once. Not thread-safe: one forward pass at a time may use a cache.
+///
+/// NOTE: `.float16` precision stores half-precision values in float32 slots; true float16
+/// storage would halve the memory but needs half-precision loads in each ISA's attention.
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     public let kvDim: Int
@@ -16,11 +15,23 @@ public final class KVCache: @unchecked Sendable {
     public let capacity: Int
     /// Number of committed slots.
     public private(set) var count = 0
+    /// Precision of the stored keys and values.
+    public let precision: Precision
+
+    /// How keys and values are rounded when stored.
+    public enum Precision: Sendable {
+        /// Rounded to half precision, the values of llama.cpp's default F16 cache; greedy
+        /// output then follows llama.cpp's most closely.
+        case float16
+        /// Stored as computed.
+        case float32
+    }
 
     private let storage: UnsafeMutablePointer<Float>
 
-    public init(config: ModelConfig, capacity: Int) {
+    public init(config: ModelConfig, capacity: Int, precision: Precision = .float16) {
         precondition(capacity > 0, "KV cache capacity must be positive, got \(capacity)")
+        self.precision = precision
         layerCount = config.layerCount
         kvDim = config.kvDim
         self.capacity = capacity

@@ -62,14 +62,17 @@ struct ReferenceModel {
         var hidden: [[Double]]
     }
 
-    /// Returns `x` with each 32-element block replaced by d * round(x / d), d = max|x| / 127.
+    /// Returns `x` with each 32-element block replaced by d * q, as the engine quantizes
+    /// activations: q = x * 127 / max|x| rounded half to even, and d = max|x| / 127 rounded
+    /// to half precision.
     static func roundedToInt8Blocks(_ x: [Double]) -> [Double] {
         var result = x
         for start in stride(from: 0, to: x.count, by: 32) {
             let block = start..<min(start + 32, x.count)
-            let d = x[block].reduce(0) { max($0, abs($1)) } / 127
-            guard d > 0 else { continue }
-            for i in block { result[i] = d * (x[i] / d).rounded(.toNearestOrAwayFromZero) }
+            let amax = x[block].reduce(0) { max($0, abs($1)) }
+            guard amax > 0 else { continue }
+            let d = Double(Float16(Float(amax / 127)))
+            for i in block { result[i] = d * (x[i] * 127 / amax).rounded(.toNearestOrEven) }
         }
         return result
     }

@@ -43,12 +43,13 @@ enum KernelGate {
     /// The ISA paths this CPU supports, scalar first.
     static var isaPaths: [Int32] { Array(Int32(TD_ISA_SCALAR.rawValue)...td_isa_best()) }
 
-    /// Runs `body` with the kernels to itself, on `isa` when given, and restores the best
-    /// path afterwards.
+    /// Runs `body` with the kernels to itself, on `isa` when given, and restores the path
+    /// that was active before (the best one, or the one TAILDRAFT_ISA selects).
     static func run<T>(isa: Int32? = nil, _ body: () throws -> T) rethrows -> T {
         lock.lock()
+        let previous = td_isa_active()
         defer {
-            td_isa_set(td_isa_best())
+            td_isa_set(previous)
             lock.unlock()
         }
         if let isa { select(isa) }
