@@ -51,22 +51,47 @@ public struct Sampler: Sendable {
         self.random = RandomGenerator(seed: parameters.seed)
     }
 
-    /// Returns the index of the largest logit; ties go to the lowest index.
+    /// Returns the index of the largest logit; ties go to the lowest index. O(V).
     public static func argmax<C: RandomAccessCollection>(_ logits: C) -> Int where C.Element == Float, C.Index == Int {
-        var best = logits.startIndex
-        var bestValue = logits[best]
-        for i in logits.indices where logits[i] > bestValue {
-            best = i
-            bestValue = logits[i]
-        }
-        return best - logits.startIndex
+        withContiguous(logits) { argmax(buffer: $0) }
     }
 
     /// The distribution the sampler draws from for `logits`: filtered candidates with their
     /// temperature-scaled probabilities, most likely first. Greedy returns one candidate.
     public func distribution<C: RandomAccessCollection>(_ logits: C) -> [TokenProbability] where C.Element == Float, C.Index == Int {
+        Self.withContiguous(logits) { distribution(buffer: $0) }
+    }
+
+    /// Chooses the next token for `logits`, advancing the generator unless greedy.
+    public mutating func sample<C: RandomAccessCollection>(_ logits: C) -> Int32 where C.Element == Float, C.Index == Int {
+        let candidates = distribution(logits)
+        if candidates.count == 1 { return candidates[0].token }
+        return Self.draw(from: candidates, unit: random.nextUnit())
+    }
+
+    /// Runs `body` on the logits as one contiguous buffer. The generic entry points funnel
+    /// into buffer code, which stays fast when they are called unspecialized from another
+    /// module (a generic loop over 49,152 logits then costs milliseconds per token).
+    static func withContiguous<C: RandomAccessCollection, R>(_ logits: C, _ body: (UnsafeBufferPointer<Float>) -> R) -> R
+    where C.Element == Float, C.Index == Int {
+        precondition(!logits.isEmpty, "logits must not be empty")
+        if let result = logits.withContiguousStorageIfAvailable(body) { return result }
+        return Array(logits).withUnsafeBufferPointer(body)
+    }
+
+    static func argmax(buffer: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0
+        var bestValue = buffer[0]
+        for i in 1..<buffer.count where buffer[i] > bestValue {
+            best = i
+            bestValue = buffer[i]
+        }
+        return best
+    }
+
+    private func distribution(buffer logits: UnsafeBufferPointer<Float>) -> [TokenProbability] {
         if parameters.isGreedy {
-            return [TokenProbability(token: Int32(Self.argmax(logits)), probability: 1)]
+            return [TokenProbability(token: Int32(Self.argmax(buffer: logits)), probability: 1)]
         }
         var candidates = Self.ranked(logits, topK: parameters.topK)
 
@@ -92,13 +117,6 @@ public struct Sampler: Sendable {
         return zip(candidates, probabilities).map { TokenProbability(token: $0.token, probability: $1) }
     }
 
-    /// Chooses the next token for `logits`, advancing the generator unless greedy.
-    public mutating func sample<C: RandomAccessCollection>(_ logits: C) -> Int32 where C.Element == Float, C.Index == Int {
-        let candidates = distribution(logits)
-        if candidates.count == 1 { return candidates[0].token }
-        return Self.draw(from: candidates, unit: random.nextUnit())
-    }
-
     /// Draws from `candidates` by inverting the cumulative distribution at `unit` in [0, 1).
     public static func draw(from candidates: [TokenProbability], unit: Double) -> Int32 {
         let total = candidates.reduce(0) { $0 + $1.probability }
@@ -111,19 +129,18 @@ public struct Sampler: Sendable {
     }
 
     /// Candidates sorted by logit, descending (ties by lower id), cut to `topK` when positive.
-    static func ranked<C: RandomAccessCollection>(_ logits: C, topK: Int) -> [(token: Int32, logit: Float)] where C.Element == Float, C.Index == Int {
-        let start = logits.startIndex
+    static func ranked(_ logits: UnsafeBufferPointer<Float>, topK: Int) -> [(token: Int32, logit: Float)] {
         func before(_ a: (token: Int32, logit: Float), _ b: (token: Int32, logit: Float)) -> Bool {
             a.logit > b.logit || (a.logit == b.logit && a.token < b.token)
         }
         if topK <= 0 || topK >= logits.count {
-            return logits.indices.map { (Int32($0 - start), logits[$0]) }.sorted(by: before)
+            return logits.indices.map { (Int32($0), logits[$0]) }.sorted(by: before)
         }
         // Keep a sorted list of the best k; most logits fail the first comparison.
         var best: [(token: Int32, logit: Float)] = []
         best.reserveCapacity(topK + 1)
         for i in logits.indices {
-            let entry = (token: Int32(i - start), logit: logits[i])
+            let entry = (token: Int32(i), logit: logits[i])
             if best.count == topK, !before(entry, best[topK - 1]) { continue }
             var position = best.count
             while position > 0 && before(entry, best[position - 1]) { position -= 1 }
