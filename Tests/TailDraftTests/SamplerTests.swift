@@ -91,3 +91,24 @@ import Darwin
         }
     }
 }
+
+@Suite struct ArgmaxTests {
+    @Test(arguments: [1, 15, 16, 17, 49_152])
+    func argmaxFindsFirstMaximum(_ count: Int) {
+        var random = SplitMix64(seed: UInt64(count))
+        var logits = (0..<count).map { _ in Float.random(in: -10...10, using: &random) }
+        let position = count / 2
+        logits[position] = 20
+        #expect(Sampler.argmax(logits) == position)
+        if count > position + 1 {
+            logits[count - 1] = 20
+            #expect(Sampler.argmax(logits) == position, "ties go to the lowest index")
+        }
+        #expect(Sampler.argmax(logits[0..<max(1, position)]) == Sampler.argmax(Array(logits[0..<max(1, position)])))
+    }
+
+    @Test func argmaxOfSliceIsRelativeToSlice() {
+        let logits: [Float] = [9, 1, 2, 7, 3]
+        #expect(Sampler.argmax(logits[2...]) == 1)
+    }
+}

@@ -79,14 +79,24 @@ public struct Sampler: Sendable {
         return Array(logits).withUnsafeBufferPointer(body)
     }
 
+    /// The first index of the largest value: a SIMD pass finds the maximum, a scalar pass
+    /// its first occurrence. NaN logits are never chosen unless all are NaN.
     static func argmax(buffer: UnsafeBufferPointer<Float>) -> Int {
-        var best = 0
-        var bestValue = buffer[0]
-        for i in 1..<buffer.count where buffer[i] > bestValue {
-            best = i
-            bestValue = buffer[i]
+        let count = buffer.count
+        var lanes = SIMD16<Float>(repeating: -.infinity)
+        var i = 0
+        let raw = UnsafeRawPointer(buffer.baseAddress!)
+        while i + 16 <= count {
+            let chunk = raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD16<Float>.self)
+            lanes = pointwiseMax(lanes, chunk)
+            i += 16
         }
-        return best
+        var maximum = lanes.max()
+        while i < count {
+            if buffer[i] > maximum { maximum = buffer[i] }
+            i += 1
+        }
+        return buffer.firstIndex(of: maximum) ?? 0
     }
 
     private func distribution(buffer logits: UnsafeBufferPointer<Float>) -> [TokenProbability] {
