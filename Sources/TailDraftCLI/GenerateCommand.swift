@@ -25,7 +25,12 @@ enum GenerateCommand {
         let promptTokens = args.flag("chat") ? try engine.tokenizeChat(userMessage: prompt) : engine.tokenizePrompt(prompt)
         let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling)
 
-        let result = try engine.generator.generate(promptTokens: promptTokens, options: options) { piece in
+        // Long prompts take seconds to prefill: report each chunk on standard error.
+        let showProgress = !json && promptTokens.count > engine.generator.prefillChunk
+        let progress: (Int, Int) -> Void = { done, total in
+            if showProgress { Console.error("prefill: \(done)/\(total) prompt tokens") }
+        }
+        let result = try engine.generator.generate(promptTokens: promptTokens, options: options, onPrefillProgress: progress) { piece in
             guard !json else { return }
             Console.write(piece)
         }

@@ -30,7 +30,10 @@ public final class Generator: @unchecked Sendable {
     /// is decoded (never half a UTF-8 character).
     ///
     /// - Throws: `GenerationError` for an empty or too long prompt or invalid options.
+    ///   `onPrefillProgress` receives (prompt tokens done, prompt tokens in all) after each
+    ///   prefill chunk, for progress reports on long prompts.
     public func generate(promptTokens: [Int32], options: GenerationOptions,
+                         onPrefillProgress: ((Int, Int) -> Void)? = nil,
                          onText: ((String) -> Void)? = nil) throws -> GenerationResult {
         try validate(promptTokens: promptTokens, options: options)
         let stopTokens = options.stopTokens ?? tokenizer.endOfGenerationIds
@@ -50,6 +53,7 @@ public final class Generator: @unchecked Sendable {
                                             logitRows: last ? [end - start - 1] : [])
             logits = try model.forward(batch, caches: [cache]).logits
             start = end
+            onPrefillProgress?(end, promptTokens.count)
         }
         timings.prefillSeconds = Self.now() - prefillStart
 
