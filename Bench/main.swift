@@ -1,26 +1,28 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Kernels
 import TailDraft
 
 /// `taildraft-bench`: speed measurements, apart from the tests. Each figure is the median of
 /// several interleaved rounds, printed with the CPU model and the kernel ISA path.
 let usage = """
-Usage: taildraft-bench decode --model PATH [--threads N] [--rounds N] [--json]
+Usage: taildraft-bench <benchmark> --model PATH [options]
 
-Measures prefill speed for 128- and 512-token prompts and decode speed for 128 generated
-tokens, in tokens per second, at 1 and 2 threads (or only N). Rounds alternate between
-thread counts so a busy machine affects each setting alike. Prints the median and the
-spread (min..max) over the rounds, the CPU model, the ISA path and the peak resident memory.
+Benchmarks:
+  decode        Prefill speed for 128- and 512-token prompts and decode speed for 128
+                generated tokens, in tokens per second, at 1 and 2 threads (or only N).
+                Rounds alternate between thread counts so a busy machine affects each alike.
+  verify-cost   Forward-pass time for 1 to 32 rows after a 512-token context, in
+                milliseconds and as a ratio to one row: what a speculative tree of that
+                many nodes costs to verify.
 
 Options:
-  --model PATH   GGUF model file (required).
-  --threads N    Measure only N threads (default: 1 and 2).
-  --rounds N     Rounds per measurement (default 5).
-  --json         Print one JSON object instead of a table.
+  --model PATH     GGUF model file (required).
+  --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
+  --rounds N       Rounds per measurement (default 5).
+  --context N      Tokens already in the KV cache for verify-cost (default 512).
+  --json           Print one JSON object instead of a table.
+
+Each result prints the median and the spread (min..max) over the rounds, the CPU model,
+the ISA path and the peak resident memory.
 """
 
 func fail(_ message: String) -> Never {
@@ -28,47 +30,71 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-var arguments = Array(CommandLine.arguments.dropFirst())
-guard let command = arguments.first, command != "--help", command != "-h", command != "help" else {
+struct BenchOptions {
+    var modelPath: String?
+    var threadCounts: [Int]?
+    var rounds = 5
+    var context = 512
+    var json = false
+
+    init(_ arguments: [String]) {
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            func value() -> String {
+                index += 1
+                guard index < arguments.count else { fail("option \(argument) needs a value") }
+                return arguments[index]
+            }
+            func integer(_ range: ClosedRange<Int>) -> Int {
+                let text = value()
+                guard let n = Int(text), range.contains(n) else {
+                    fail("invalid value '\(text)' for \(argument): expected an integer in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return n
+            }
+            switch argument {
+            case "--model": modelPath = value()
+            case "--threads": threadCounts = [integer(1...256)]
+            case "--rounds": rounds = integer(1...100)
+            case "--context": context = integer(1...8192)
+            case "--json": json = true
+            case "--help", "-h": print(usage); exit(0)
+            default: fail("unknown option '\(argument)'; see 'taildraft-bench --help'")
+            }
+            index += 1
+        }
+    }
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first, !["--help", "-h", "help"].contains(command) else {
     print(usage)
     exit(arguments.isEmpty ? 2 : 0)
 }
-guard command == "decode" else { fail("unknown benchmark '\(command)'; the benchmarks are: decode") }
-arguments.removeFirst()
-
-var modelPath: String?
-var threadCounts = [1, 2]
-var rounds = 5
-var json = false
-var index = 0
-while index < arguments.count {
-    let argument = arguments[index]
-    func value() -> String {
-        index += 1
-        guard index < arguments.count else { fail("option \(argument) needs a value") }
-        return arguments[index]
-    }
-    switch argument {
-    case "--model": modelPath = value()
-    case "--threads":
-        let text = value()
-        guard let n = Int(text), (1...256).contains(n) else { fail("invalid value '\(text)' for --threads: expected an integer in 1...256") }
-        threadCounts = [n]
-    case "--rounds":
-        let text = value()
-        guard let n = Int(text), (1...100).contains(n) else { fail("invalid value '\(text)' for --rounds: expected an integer in 1...100") }
-        rounds = n
-    case "--json": json = true
-    case "--help", "-h": print(usage); exit(0)
-    default: fail("unknown option '\(argument)'; see 'taildraft-bench --help'")
-    }
-    index += 1
-}
-guard let modelPath else { fail("missing required option --model") }
+let options = BenchOptions(Array(arguments.dropFirst()))
+guard let modelPath = options.modelPath else { fail("missing required option --model; see 'taildraft-bench --help'") }
 
 do {
-    let report = try DecodeBenchmark(modelPath: modelPath, threadCounts: threadCounts, rounds: rounds).run(progress: !json)
-    print(json ? report.json() : report.table())
+    switch command {
+    case "decode":
+        let benchmark = DecodeBenchmark(modelPath: modelPath, threadCounts: options.threadCounts ?? [1, 2], rounds: options.rounds)
+        let report = try benchmark.run(progress: !options.json)
+        print(options.json ? report.json() : report.table())
+    case "verify-cost":
+        let benchmark = VerifyCostBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 2,
+                                            rounds: options.rounds, context: options.context)
+        let report = try benchmark.run(progress: !options.json)
+        print(options.json ? report.json() : report.table())
+    default:
+        fail("unknown benchmark '\(command)'; the benchmarks are decode and verify-cost")
+    }
 } catch {
     fail("\(error)")
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,70 @@
+import Kernels
+import TailDraft
+
+/// Forward-pass time for m = 1...32 rows appended to a fixed context: the cost curve that
+/// sizes speculative trees. Each measurement appends m causal rows, times the pass and rolls
+/// the cache back, so every round sees the same context.
+struct VerifyCostBenchmark {
+    let modelPath: String
+    let threads: Int
+    let rounds: Int
+    let context: Int
+    let rowCounts = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
+
+    struct Report {
+        var cpu: String
+        var isa: String
+        var threads: Int
+        var context: Int
+        /// Per row count: median and range of milliseconds.
+        var rows: [(count: Int, summary: Summary)]
+
+        func table() -> String {
+            let base = rows.first?.summary.median ?? 1
+            var lines = ["cpu: \(cpu)", "isa: \(isa)", "threads: \(threads), context: \(context) tokens", "",
+                         "rows   ms (median)   min..max        ratio to 1 row"]
+            for (count, summary) in rows {
+                lines.append("\(String(count).padding(6)) \(ms(summary.median).padding(13)) \((ms(summary.minimum) + ".." + ms(summary.maximum)).padding(15)) \(ratio(summary.median / base))")
+            }
+            return lines.joined(separator: "\n")
+        }
+
+        func json() -> String {
+            let entries = rows.map { "{\"rows\": \($0.count), \"milliseconds\": \($0.summary.median), \"min\": \($0.summary.minimum), \"max\": \($0.summary.maximum)}" }
+            return "{\"cpu\": \"\(cpu)\", \"isa\": \"\(isa)\", \"threads\": \(threads), \"context\": \(context), \"results\": [\(entries.joined(separator: ", "))]}"
+        }
+
+        private func ms(_ value: Double) -> String {
+            let hundredths = Int((value * 100).rounded())
+            let fraction = hundredths % 100
+            return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+        }
+
+        private func ratio(_ value: Double) -> String { ms(value) + "x" }
+    }
+
+    func run(progress: Bool) throws -> Report {
+        let file = try GGUFFile(path: modelPath)
+        let config = try ModelConfig(file: file)
+        let model = Transformer(config: config, weights: try ModelWeights(file: file, config: config), threads: threads)
+        let maxRows = rowCounts.max()!
+        let cache = KVCache(config: config, capacity: context + maxRows)
+        var random = RandomGenerator(seed: 99)
+        let tokens = (0..<(context + maxRows)).map { _ in Int32(random.next() % UInt64(config.vocabularySize)) }
+        _ = try model.forward(.causal(tokens: Array(tokens.prefix(context)), startPosition: 0, logitRows: []), caches: [cache])
+
+        var samples: [Int: [Double]] = [:]
+        for round in 0..<rounds {
+            for count in rowCounts {
+                let rows = Array(tokens[context..<(context + count)])
+                let start = now()
+                _ = try model.forward(.causal(tokens: rows, startPosition: context), caches: [cache])
+                samples[count, default: []].append((now() - start) * 1000)
+                cache.truncate(to: context)
+            }
+            if progress { Console.error("round \(round + 1)/\(rounds) done") }
+        }
+        return Report(cpu: cpuModel(), isa: String(cString: td_isa_name(td_isa_active())), threads: threads, context: context,
+                      rows: rowCounts.map { ($0, Summary(samples: samples[$0]!)) })
+    }
+}
