@@ -13,6 +13,10 @@ typedef float (*td_dot_f_fn)(const void *w, const float *x, int64_t n);
  * out[0..3]; each result bitwise equal to the one-row function's. */
 typedef void (*td_dot4_q_fn)(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
 
+/* Dot products of one weight row with four activation rows (x_stride blocks apart), out[0..3];
+ * each result bitwise equal to the one-row function's. */
+typedef void (*td_dot_x4_q_fn)(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+
 /* One ISA path: a dot product per weight type, and optional four-row forms (NULL when the
  * path has none). */
 typedef struct {
@@ -22,6 +26,9 @@ typedef struct {
     td_dot4_q_fn dot4_q4_0;
     td_dot4_q_fn dot4_q4_1;
     td_dot4_q_fn dot4_q8_0;
+    td_dot_x4_q_fn dot_x4_q4_0;
+    td_dot_x4_q_fn dot_x4_q4_1;
+    td_dot_x4_q_fn dot_x4_q8_0;
     td_dot_f_fn dot_f32;
     td_dot_f_fn dot_f16;
     td_dot_f_fn dot_bf16;
@@ -51,6 +58,7 @@ float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
+void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 float td_dot_f32_avx512(const void *w, const float *x, int64_t n);
 #endif
 

@@ -58,6 +58,14 @@ static td_dot4_q_fn quantized_dot4(const td_kernel_table *k, int type) {
     }
 }
 
+static td_dot_x4_q_fn quantized_dot_x4(const td_kernel_table *k, int type) {
+    switch (type) {
+    case TD_TYPE_Q4_0: return k->dot_x4_q4_0;
+    case TD_TYPE_Q4_1: return k->dot_x4_q4_1;
+    default: return k->dot_x4_q8_0;
+    }
+}
+
 static td_dot_f_fn float_dot(const td_kernel_table *k, int type) {
     switch (type) {
     case TD_TYPE_F16: return k->dot_f16;
@@ -92,7 +100,21 @@ static void matmul_rows(const td_kernel_table *k, const td_matrix *mat, int64_t 
         const td_dot_q_fn dot = quantized_dot(k, mat->type);
         const td_dot4_q_fn dot4 = quantized_dot4(k, mat->type);
         const int64_t nb = cols / TD_QK;
+        const td_dot_x4_q_fn dot_x4 = quantized_dot_x4(k, mat->type);
         int64_t r = r0;
+        if (dot_x4 != NULL && m >= 4) {
+            /* Batches: each weight row serves four activation rows per pass. */
+            for (; r < r1; r++) {
+                const void *w = base + (size_t)r * row_bytes;
+                int64_t i = 0;
+                for (; i + 4 <= m; i += 4) {
+                    float four[4];
+                    dot_x4(w, xq + i * nb, nb, nb, four);
+                    for (int j = 0; j < 4; j++) mat->out[(i + j) * mat->out_stride + r] = four[j];
+                }
+                for (; i < m; i++) mat->out[i * mat->out_stride + r] = dot(w, xq + i * nb, nb);
+            }
+        }
         if (dot4 != NULL) {
             for (; r + 4 <= r1; r += 4) {
                 const void *w = base + (size_t)r * row_bytes;

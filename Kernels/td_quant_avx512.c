@@ -151,6 +151,31 @@ TD_AVX512 void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_blo
     for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], rows[k] + b, x + b, b < nb);
 }
 
+/* One Q4_1 weight row against four activation rows (x_stride blocks apart): each block pair
+ * is unpacked once and used for all four. Each (weight row, activation row) pair runs the
+ * same steps as q4_1_pair and q4_1_finish, so results equal the one-row kernel's bitwise. */
+TD_AVX512 void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
+    const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
+    q4_1_state st[4];
+    for (int k = 0; k < 4; k++) st[k] = (q4_1_state){ _mm512_setzero_ps(), 0.0f, 0.0f };
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+        const __m512i q = unpack_nibbles2(blk[b].qs, blk[b + 1].qs);
+        const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
+        const float m0 = half_to_float(blk[b].m), m1 = half_to_float(blk[b + 1].m);
+        for (int k = 0; k < 4; k++) {
+            const td_block_q8_act *xk = x + k * x_stride + b;
+            const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load_act2(xk));
+            const __m512 s = scales2(d0 * xk[0].d, d1 * xk[1].d);
+            st[k].acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dots), st[k].acc);
+            st[k].offsets += m0 * xk[0].s;
+            st[k].offsets_odd += m1 * xk[1].s;
+        }
+    }
+    for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], blk + b, x + k * x_stride + b, b < nb);
+}
+
 TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
     __m512 acc = _mm512_setzero_ps();
