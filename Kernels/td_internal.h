@@ -17,6 +17,15 @@ typedef void (*td_dot4_q_fn)(const void *w, size_t row_bytes, const td_block_q8_
  * each result bitwise equal to the one-row function's. */
 typedef void (*td_dot_x4_q_fn)(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 
+/* Attention of one query head over its listed KV slots (see td_attention); scores is scratch
+ * for n_slots floats. */
+typedef void (*td_attend_fn)(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
+                             int kv_offset, int head_dim, const int32_t *slots, int n_slots,
+                             float *scores, float *out);
+
+/* Largest head size the SIMD attention kernel takes (it keeps a head in registers). */
+#define TD_MAX_HEAD_DIM 256
+
 /* One ISA path: a dot product per weight type, and optional four-row forms (NULL when the
  * path has none). */
 typedef struct {
@@ -32,6 +41,8 @@ typedef struct {
     td_dot_f_fn dot_f32;
     td_dot_f_fn dot_f16;
     td_dot_f_fn dot_bf16;
+    td_attend_fn attend;
+    int attend_lanes;       /* head_dim must be a multiple of this for `attend` */
 } td_kernel_table;
 
 const td_kernel_table *td_active_table(void);
@@ -43,6 +54,9 @@ float td_dot_q8_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_f32_scalar(const void *w, const float *x, int64_t n);
 float td_dot_f16_scalar(const void *w, const float *x, int64_t n);
 float td_dot_bf16_scalar(const void *w, const float *x, int64_t n);
+void td_attend_scalar(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
+                      int kv_offset, int head_dim, const int32_t *slots, int n_slots,
+                      float *scores, float *out);
 
 #if defined(__x86_64__)
 /* AVX2 path (td_quant_avx2.c). */
@@ -52,6 +66,9 @@ float td_dot_q8_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_f32_avx2(const void *w, const float *x, int64_t n);
 float td_dot_f16_avx2(const void *w, const float *x, int64_t n);
 float td_dot_bf16_avx2(const void *w, const float *x, int64_t n);
+void td_attend_avx2(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
+                    int kv_offset, int head_dim, const int32_t *slots, int n_slots,
+                    float *scores, float *out);
 
 /* AVX-512 VNNI path (td_quant_avx512.c). */
 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
@@ -60,6 +77,7 @@ float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
 void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 float td_dot_f32_avx512(const void *w, const float *x, int64_t n);
+
 #endif
 
 /* The few OpenMP runtime entry points used; declared here so no omp.h include path is needed. */

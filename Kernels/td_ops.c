@@ -70,7 +70,7 @@ static inline float dot_head(const float *q, const float *k, int head_dim) {
     return sum;
 }
 
-static void attend_one(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
+void td_attend_scalar(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
                        int kv_offset, int head_dim, const int32_t *slots, int n_slots,
                        float *scores, float *out) {
     const float scale = 1.0f / sqrtf((float)head_dim);
@@ -119,13 +119,15 @@ int td_attention(const float *q, int64_t q_stride, int64_t m, int n_heads, int n
     if (scores == NULL) return TD_ENOMEM;
     const int group = n_heads / n_kv_heads;
     const int64_t items = m * n_heads;
+    const td_kernel_table *k = td_active_table();
+    const td_attend_fn attend = head_dim % k->attend_lanes == 0 && head_dim <= TD_MAX_HEAD_DIM ? k->attend : td_attend_scalar;
 
     #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1 && items > 1)
     for (int64_t item = 0; item < items; item++) {
         const int64_t i = item / n_heads;
         const int h = (int)(item % n_heads);
         float *thread_scores = scores + (size_t)omp_get_thread_num() * (size_t)max_slots;
-        attend_one(q + i * q_stride + (int64_t)h * head_dim, k_base[i], v_base[i], kv_stride,
+        attend(q + i * q_stride + (int64_t)h * head_dim, k_base[i], v_base[i], kv_stride,
                    (h / group) * head_dim, head_dim, slots + slot_offsets[i],
                    slot_offsets[i + 1] - slot_offsets[i], thread_scores, out + i * out_stride + (int64_t)h * head_dim);
     }

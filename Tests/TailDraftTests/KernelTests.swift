@@ -435,6 +435,27 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         }
     }
 
+    /// The AVX attention kernel repeats the scalar kernel's arithmetic lane for lane, so all
+    /// paths give the same bits, and match float64 within 1e-5.
+    @Test(arguments: [8, 16, 64])
+    func attentionPathsAgreeBitwise(headDim: Int) {
+        let problem = AttentionProblem(seed: 0xD07_000A + UInt64(headDim), headDim: headDim)
+        let rows = Array(problem.slotLists.indices)
+        let scalar = problem.run(rows: rows, threads: 2, isa: Int32(TD_ISA_SCALAR.rawValue))
+        for isa in KernelGate.isaPaths {
+            let out = problem.run(rows: rows, threads: 2, isa: isa)
+            for row in rows {
+                #expect(bitwiseDifference(out[row], scalar[row]) == nil, "seed \(problem.seed), ISA \(KernelGate.name(isa)), row \(row)")
+            }
+        }
+        for (row, slots) in problem.slotLists.enumerated() {
+            let reference = problem.reference(row: row, slots: slots)
+            for j in 0..<problem.heads * headDim {
+                #expect(abs(Double(scalar[row][j]) - reference[j]) <= 1e-5, "seed \(problem.seed), row \(row), element \(j)")
+            }
+        }
+    }
+
     /// A row's attention output depends only on its query and listed slots: computing it alone,
     /// in a batch, in reverse order or with 1, 2 or 3 threads gives the same bits.
     @Test func attentionRowIndependentOfBatch() {
@@ -458,8 +479,10 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
 /// elements, padded strides, and query rows from two sequences with their own KV buffers.
 private struct AttentionProblem {
     let seed: UInt64
-    let heads = 6, kvHeads = 2, headDim = 12
-    let qStride = 6 * 12 + 3, kvStride = 2 * 12 + 5, slotCount = 20
+    let heads = 6, kvHeads = 2, slotCount = 20
+    let headDim: Int
+    var qStride: Int { heads * headDim + 3 }
+    var kvStride: Int { kvHeads * headDim + 5 }
     let queries: [[Float]]
     /// keys[sequence], values[sequence]: slotCount slots of kvStride floats.
     let keys: [[Float]]
@@ -467,16 +490,20 @@ private struct AttentionProblem {
     let sequenceOfRow = [0, 0, 0, 1, 1, 0]
     let slotLists: [[Int32]] = [[0, 1, 2], [0, 2, 5, 7, 9, 11, 13], [3], Array(0..<17), [4, 19], Array(0..<20)]
 
-    init(seed: UInt64) {
+    /// Head sizes that are multiples of 8 take the SIMD kernel on the AVX paths; others
+    /// (12 by default) take the scalar kernel on every path.
+    init(seed: UInt64, headDim: Int = 12) {
         self.seed = seed
+        self.headDim = headDim
         var rng = SplitMix64(seed: seed)
-        queries = (0..<6).map { _ in rng.floats(6 * 12 + 3, scale: 2) }
-        keys = (0..<2).map { _ in rng.floats(20 * (2 * 12 + 5), scale: 2) }
-        values = (0..<2).map { _ in rng.floats(20 * (2 * 12 + 5), scale: 3) }
+        let kvFloats = 20 * (2 * headDim + 5)
+        queries = (0..<6).map { _ in rng.floats(6 * headDim + 3, scale: 2) }
+        keys = (0..<2).map { _ in rng.floats(kvFloats, scale: 2) }
+        values = (0..<2).map { _ in rng.floats(kvFloats, scale: 3) }
     }
 
     /// Runs td_attention on the listed rows, in that order, and returns each row's output.
-    func run(rows: [Int], threads: Int) -> [[Float]] {
+    func run(rows: [Int], threads: Int, isa: Int32? = nil) -> [[Float]] {
         let m = rows.count
         let outStride = heads * headDim + 1
         let q = rows.flatMap { queries[$0] }
@@ -499,7 +526,7 @@ private struct AttentionProblem {
         }
         let keyBases: [UnsafePointer<Float>?] = rows.map { UnsafePointer(keyBuffers[sequenceOfRow[$0]].baseAddress!) }
         let valueBases: [UnsafePointer<Float>?] = rows.map { UnsafePointer(valueBuffers[sequenceOfRow[$0]].baseAddress!) }
-        let status = KernelGate.run {
+        let status = KernelGate.run(isa: isa) {
             td_attention(q, Int64(qStride), Int64(m), Int32(heads), Int32(kvHeads), Int32(headDim), keyBases, valueBases,
                          Int64(kvStride), offsets, slots, &out, Int64(outStride), Int32(threads))
         }
