@@ -176,24 +176,70 @@ TD_AVX512 void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, in
     for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], blk + b, x + k * x_stride + b, b < nb);
 }
 
+/* Q8_0 steps shared by the one-row, four-weight-row and four-activation-row kernels, so
+ * each (weight row, activation row) pair runs the same instructions in the same order. */
+static inline TD_AVX512 __m512i load_q8_pair(const td_block_q8_0 *blk) {
+    const __m256i qa = _mm256_loadu_si256((const __m256i *)blk[0].qs);
+    const __m256i qb = _mm256_loadu_si256((const __m256i *)blk[1].qs);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
+}
+
+static inline TD_AVX512 __m512 q8_0_pair(__m512 acc, __m512i q, float d0, float d1, const td_block_q8_act *x) {
+    const __m512 s = scales2(d0 * x[0].d, d1 * x[1].d);
+    return _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x))), acc);
+}
+
+static inline TD_AVX512 float q8_0_finish(__m512 acc, const td_block_q8_0 *blk, const td_block_q8_act *x, int odd) {
+    if (odd) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)blk->qs);
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk->d) * x->d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
+        acc = _mm512_add_ps(acc, widen(v));
+    }
+    return hsum16(acc);
+}
+
 TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
     __m512 acc = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-        const __m256i qa = _mm256_loadu_si256((const __m256i *)blk[b].qs);
-        const __m256i qb = _mm256_loadu_si256((const __m256i *)blk[b + 1].qs);
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
-        const __m512 s = scales2(half_to_float(blk[b].d) * x[b].d, half_to_float(blk[b + 1].d) * x[b + 1].d);
-        acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x + b))), acc);
+        acc = q8_0_pair(acc, load_q8_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
     }
-    if (b < nb) {
-        const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk[b].d) * x[b].d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
-        acc = _mm512_add_ps(acc, widen(v));
+    return q8_0_finish(acc, blk + b, x + b, b < nb);
+}
+
+/* Four consecutive Q8_0 weight rows against one activation row, in lockstep. */
+TD_AVX512 void td_dot4_q8_0_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out) {
+    const td_block_q8_0 *rows[4];
+    __m512 acc[4];
+    for (int k = 0; k < 4; k++) {
+        rows[k] = (const td_block_q8_0 *)((const char *)w + k * row_bytes);
+        acc[k] = _mm512_setzero_ps();
     }
-    return hsum16(acc);
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        for (int k = 0; k < 4; k++) {
+            _mm_prefetch((const char *)(rows[k] + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+            acc[k] = q8_0_pair(acc[k], load_q8_pair(rows[k] + b), half_to_float(rows[k][b].d), half_to_float(rows[k][b + 1].d), x + b);
+        }
+    }
+    for (int k = 0; k < 4; k++) out[k] = q8_0_finish(acc[k], rows[k] + b, x + b, b < nb);
+}
+
+/* One Q8_0 weight row against four activation rows (x_stride blocks apart). */
+TD_AVX512 void td_dot_q8_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
+    const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
+    __m512 acc[4];
+    for (int k = 0; k < 4; k++) acc[k] = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+        const __m512i q = load_q8_pair(blk + b);
+        const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
+        for (int k = 0; k < 4; k++) acc[k] = q8_0_pair(acc[k], q, d0, d1, x + k * x_stride + b);
+    }
+    for (int k = 0; k < 4; k++) out[k] = q8_0_finish(acc[k], blk + b, x + k * x_stride + b, b < nb);
 }
 
 TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
