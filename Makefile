@@ -15,6 +15,7 @@ help:
 	@echo "make bench   build release and run the decode benchmark"
 	@echo "make model   fetch the pinned SmolLM2-135M-Instruct GGUF into models/"
 	@echo "make deps    install system packages (libomp-dev)"
+	@echo "make clean   remove the build folders"
 
 deps:
 	@command -v swift >/dev/null 2>&1 || { echo "swift not found: install Swift 6.x from swift.org and put it on PATH" >&2; exit 1; }

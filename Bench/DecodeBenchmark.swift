@@ -43,7 +43,8 @@ struct DecodeReport {
             lines.append("\(name) \(String(m.threads).padding(9)) \(format(m.summary.median).padding(19)) \(format(m.summary.minimum))..\(format(m.summary.maximum))")
         }
         lines.append("")
-        lines.append("peak resident memory: \(mb(peakResidentBytes)) MB (file \(mb(fileBytes)) MB + KV cache \(mb(kvCacheBytes)) MB + 50 MB budget = \(mb(fileBytes + kvCacheBytes + 50_000_000)) MB)")
+        lines.append("peak resident memory: \(mb(peakResidentBytes)) MB; target at most \(mb(fileBytes + kvCacheBytes + 50_000_000)) MB " +
+                     "(file \(mb(fileBytes)) MB + KV cache \(mb(kvCacheBytes)) MB + 50 MB for everything else)")
         return lines.joined(separator: "\n")
     }
 

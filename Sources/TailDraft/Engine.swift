@@ -15,14 +15,21 @@ public final class Engine: @unchecked Sendable {
     /// Opens the GGUF file at `modelPath` and prepares a KV cache of `contextLength` tokens
     /// (default: the model's trained context, at most 4096).
     ///
-    /// - Throws: `GGUFError` for a missing, truncated or unsupported file.
+    /// - Throws: `GGUFError` for a missing, truncated or unsupported file;
+    ///   `GenerationError.invalidOption` for a context length outside 2 up to the model's
+    ///   trained context, where RoPE positions beyond training give meaningless output.
     public init(modelPath: String, threads: Int? = nil, contextLength: Int? = nil) throws {
         file = try GGUFFile(path: modelPath)
         let config = try ModelConfig(file: file)
         let weights = try ModelWeights(file: file, config: config)
         tokenizer = try BPETokenizer(gguf: file)
-        model = Transformer(config: config, weights: weights, threads: threads ?? Engine.defaultThreadCount)
         let context = contextLength ?? min(config.trainedContextLength, 4096)
+        guard (2...config.trainedContextLength).contains(context) else {
+            throw GenerationError.invalidOption(
+                name: "context length", value: String(context),
+                expected: "2...\(config.trainedContextLength) tokens, the context this model was trained for")
+        }
+        model = Transformer(config: config, weights: weights, threads: threads ?? Engine.defaultThreadCount)
         generator = Generator(model: model, tokenizer: tokenizer, contextLength: context)
     }
 

@@ -31,6 +31,9 @@ struct Arguments {
                 }
                 flags.insert(name)
             } else if valueOptions.contains(name) {
+                guard values[name] == nil else {
+                    throw UsageError(description: "option --\(name) is given twice; pass it once")
+                }
                 if let inlineValue {
                     values[name] = inlineValue
                 } else {

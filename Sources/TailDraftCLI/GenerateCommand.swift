@@ -20,6 +20,9 @@ enum GenerateCommand {
         let threads = try args.int("threads", default: Engine.defaultThreadCount, range: 1...1024)
         let context = args.string("context") == nil ? nil : try args.int("context", default: 0, range: 2...1_048_576)
         let json = args.flag("json")
+        if threads > Engine.defaultThreadCount {
+            Console.error("warning: --threads \(threads) is more than the \(Engine.defaultThreadCount) cores of this machine; threads beyond the core count slow generation down")
+        }
 
         let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: context)
         let promptTokens = args.flag("chat") ? try engine.tokenizeChat(userMessage: prompt) : engine.tokenizePrompt(prompt)
@@ -52,8 +55,17 @@ enum GenerateCommand {
             ]).serialized())
         } else {
             print()
-            Console.error("prefill: \(t.promptTokens) tokens in \(fixed(t.prefillSeconds * 1000, 1)) ms (\(fixed(t.prefillTokensPerSecond, 1)) tokens/s)")
-            Console.error("decode: \(result.tokenIds.count) tokens in \(fixed(t.decodeSeconds * 1000, 1)) ms (\(fixed(t.decodeTokensPerSecond, 1)) tokens/s), finish reason: \(result.finishReason.rawValue)")
+            Console.error("prefill: \(tokens(t.promptTokens)) in \(fixed(t.prefillSeconds * 1000, 1)) ms (\(fixed(t.prefillTokensPerSecond, 1)) tokens/s)")
+            var reason = result.finishReason.rawValue
+            if result.finishReason == .length && result.tokenIds.count < maxTokens {
+                reason += " (the context of \(engine.generator.contextLength) tokens is full; raise --context)"
+            }
+            Console.error("decode: \(tokens(result.tokenIds.count)) in \(fixed(t.decodeSeconds * 1000, 1)) ms (\(fixed(t.decodeTokensPerSecond, 1)) tokens/s), finish reason: \(reason), kernels: \(KernelPath.active)")
         }
     }
+}
+
+/// "1 token", "2 tokens".
+func tokens(_ count: Int) -> String {
+    count == 1 ? "1 token" : "\(count) tokens"
 }

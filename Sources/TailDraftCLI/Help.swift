@@ -10,6 +10,7 @@ enum Help {
       tokenize   Print the token ids of a text.
       info       Print a model's architecture, sizes, tensor types and tokenizer.
       help       Show this text, or 'taildraft help <command>' for one command.
+      version    Print the version.
 
     Run 'taildraft <command> --help' for the options of a command.
     """
@@ -25,7 +26,8 @@ enum Help {
       --prompt TEXT        Prompt text (required). Control-token strings such as <|im_start|>
                            in it become control tokens, as in llama.cpp's raw prompts.
       --chat               Treat --prompt as one user message: wrap it in the model's chat
-                           template (ChatML) and tokenize the message as plain text.
+                           template (ChatML, with the default system message the template
+                           adds) and tokenize the message as plain text.
       --max-tokens N       Maximum number of tokens to generate (default 256).
       --temperature T      Softmax temperature; 0 means greedy decoding (default 0.8).
       --top-k K            Sample only from the K most likely tokens; 0 turns it off (default 40).
@@ -35,9 +37,14 @@ enum Help {
                            0 turns it off (default 0.05).
       --seed S             Seed of the sampler's random generator (default 0). The same seed
                            and options give the same text.
-      --context N          KV cache size in tokens: prompt plus generated text (default: the
-                           model's trained context, at most 4096).
+      --context N          KV cache size in tokens: prompt plus generated text, at most the
+                           model's trained context (default: that context, at most 4096).
+                           Memory: 46 KB per token for SmolLM2-135M.
       --threads N          CPU threads for the kernels (default: the number of cores).
+                           Output does not depend on it.
+
+    Environment: TAILDRAFT_ISA=scalar|avx2|avx512 forces a kernel path (default: the best
+    one this CPU supports).
       --json               Print one JSON object instead of streaming text: prompt_token_ids,
                            token_ids, text, finish_reason ("stop" or "length") and timings.
       --help               Show this text.

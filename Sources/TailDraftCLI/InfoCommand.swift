@@ -30,7 +30,8 @@ enum InfoCommand {
         print("tokenizer: \(file.metadata["tokenizer.ggml.model"]?.stringValue ?? "?") BPE, pre-tokenizer \(pre), \(tokenizer.vocabularySize) tokens")
         print("end-of-generation ids: \(tokenizer.endOfGenerationIds.sorted())")
         let kvBytesPerToken = 2 * config.layerCount * config.kvDim * 4
-        print("KV cache: \(kvBytesPerToken) bytes per token (float32)")
+        print("KV cache: \(kvBytesPerToken) bytes per token (float32 slots holding half-precision values)")
+        print("kernels: \(KernelPath.active) (best on this CPU: \(KernelPath.best); set TAILDRAFT_ISA to scalar, avx2 or avx512 to choose)")
     }
 
     static func megabytes(_ bytes: Int) -> String {

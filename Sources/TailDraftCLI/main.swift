@@ -10,6 +10,7 @@ let command = arguments.first ?? "help"
 let rest = Array(arguments.dropFirst())
 
 do {
+    try KernelPath.validateEnvironment()
     switch command {
     case "generate":
         try GenerateCommand.run(rest)
@@ -22,8 +23,12 @@ do {
         case "generate": print(Help.generate)
         case "tokenize": print(Help.tokenize)
         case "info": print(Help.info)
-        default: print(Help.main)
+        case nil: print(Help.main)
+        case let other?:
+            throw UsageError(description: "unknown command '\(other)'; the commands are generate, tokenize, info and help")
         }
+    case "version", "--version":
+        print("taildraft \(TailDraftVersion.current)")
     default:
         throw UsageError(description: "unknown command '\(command)'; the commands are generate, tokenize, info and help")
     }

@@ -123,3 +123,52 @@ import Testing
         #expect(run.standardOutput.contains("tied to the token embedding"))
     }
 }
+
+/// Invalid settings found by trying the CLI as a new user.
+@Suite(.serialized) struct CommandLineSettingsTests {
+    @Test func contextBeyondTrainingIsRejected() throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--context", "600000"])
+        #expect(run.status == 1)
+        #expect(run.standardError == "error: invalid context length 600000: expected 2...8192 tokens, the context this model was trained for\n")
+    }
+
+    @Test func unknownKernelPathIsRejected() throws {
+        let process = Process()
+        process.executableURL = CommandLineTests.binary
+        process.arguments = ["info", "--model", Fixtures.smolLMPath]
+        process.environment = ["TAILDRAFT_ISA": "bogus"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(message.contains("invalid TAILDRAFT_ISA 'bogus'"))
+    }
+
+    @Test func repeatedOptionIsRejected() throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "a", "--prompt", "b"])
+        #expect(run.status == 2)
+        #expect(run.standardError.contains("--prompt is given twice"))
+    }
+
+    @Test func helpForUnknownCommandFails() throws {
+        let run = try CommandLineTests.run(["help", "bogus"])
+        #expect(run.status == 2)
+        #expect(run.standardError.contains("unknown command 'bogus'"))
+    }
+
+    @Test func fullContextIsExplained() throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is",
+                                            "--context", "8", "--max-tokens", "10", "--temperature", "0"])
+        #expect(run.status == 0)
+        #expect(run.standardError.contains("the context of 8 tokens is full"))
+    }
+
+    @Test func directoryAsModelIsRejected() throws {
+        let run = try CommandLineTests.run(["info", "--model", FileManager.default.temporaryDirectory.path])
+        #expect(run.status == 1)
+        #expect(run.standardError.contains("is a directory"))
+    }
+}

@@ -32,7 +32,7 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .cannotOpen(path, reason):
-            return "cannot open GGUF file '\(path)': \(reason); check the path and file permissions"
+            return "cannot open GGUF file '\(path)': \(reason); pass the path of a readable .gguf file"
         case let .truncated(what, offset, needed, fileSize):
             return "GGUF file is truncated: \(what) needs \(needed) bytes at offset \(offset), but the file has \(fileSize) bytes; the download or copy is incomplete, fetch the file again"
         case let .badMagic(found):
