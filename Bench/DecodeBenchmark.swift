@@ -134,7 +134,7 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
-/// The "model name" line of /proc/cpuinfo, or "unknown".
+/// Returns the "model name" line of /proc/cpuinfo, or "unknown".
 func cpuModel() -> String {
     guard let handle = fopen("/proc/cpuinfo", "r") else { return "unknown" }
     defer { fclose(handle) }

@@ -26,7 +26,7 @@ int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim
     const float theta_scale = powf(base, -2.0f / (float)head_dim);
     for (int64_t i = 0; i < m; i++) {
         /* The angle of pair p is pos * theta_scale^p, built by repeated float multiplication
-         * as llama.cpp does; it depends on the position alone, not on the batch. */
+         * as llama.cpp does. It depends on the position alone, not on the batch. */
         float theta = (float)positions[i];
         for (int p = 0; p < head_dim / 2; p++) {
             const float c = cosf(theta), s = sinf(theta);

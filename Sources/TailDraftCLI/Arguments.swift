@@ -61,7 +61,7 @@ struct Arguments {
         return value
     }
 
-    /// The integer value of `--name` within `range`, or `defaultValue` when absent.
+    /// Returns the integer value of `--name` within `range`, or `defaultValue` when absent.
     func int(_ name: String, default defaultValue: Int, range: ClosedRange<Int>) throws -> Int {
         guard let text = values[name] else { return defaultValue }
         guard let value = Int(text), range.contains(value) else {
@@ -70,7 +70,7 @@ struct Arguments {
         return value
     }
 
-    /// The number value of `--name` within `range`, or `defaultValue` when absent.
+    /// Returns the number value of `--name` within `range`, or `defaultValue` when absent.
     /// `expected` describes the accepted values in the error message, e.g. "a number in (0, 1]".
     func float(_ name: String, default defaultValue: Float, range: ClosedRange<Float>, expected: String) throws -> Float {
         guard let text = values[name] else { return defaultValue }

@@ -195,42 +195,42 @@ public final class GGUFFile: @unchecked Sendable {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), fileSize) }
     }
 
-    /// The tensor named `name`, or nil.
+    /// Returns the tensor named `name`, or nil.
     public func tensor(named name: String) -> GGUFTensorInfo? {
         tensorIndex[name].map { tensors[$0] }
     }
 
-    /// A pointer to the first byte of `tensor`'s data; valid while this file is alive.
+    /// Returns a pointer to the first byte of `tensor`'s data, valid while this file is alive.
     public func dataPointer(_ tensor: GGUFTensorInfo) -> UnsafeRawPointer {
         base!.advanced(by: dataOffset + tensor.offset)
     }
 
-    /// The raw bytes of `tensor`'s data; valid while this file is alive.
+    /// Returns the raw bytes of `tensor`'s data, valid while this file is alive.
     public func tensorData(_ tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: dataPointer(tensor), count: tensor.byteCount)
     }
 
     // MARK: - Typed metadata access
 
-    /// The integer at `key`; throws `missingKey` when absent or not an integer.
+    /// Returns the integer at `key`, or throws `missingKey` when it is absent or not an integer.
     public func int(_ key: String) throws -> Int {
         guard let value = metadata[key]?.intValue else { throw GGUFError.missingKey(key: key, expected: "an integer") }
         return value
     }
 
-    /// The number at `key`; throws `missingKey` when absent or not numeric.
+    /// Returns the number at `key`, or throws `missingKey` when it is absent or not numeric.
     public func double(_ key: String) throws -> Double {
         guard let value = metadata[key]?.doubleValue else { throw GGUFError.missingKey(key: key, expected: "a number") }
         return value
     }
 
-    /// The string at `key`; throws `missingKey` when absent or not a string.
+    /// Returns the string at `key`, or throws `missingKey` when it is absent or not a string.
     public func string(_ key: String) throws -> String {
         guard let value = metadata[key]?.stringValue else { throw GGUFError.missingKey(key: key, expected: "a string") }
         return value
     }
 
-    /// The array of strings at `key`; throws `missingKey` when absent or of another type.
+    /// Returns the array of strings at `key`, or throws `missingKey` when it is absent or of another type.
     public func stringArray(_ key: String) throws -> [String] {
         guard let items = metadata[key]?.arrayValue else { throw GGUFError.missingKey(key: key, expected: "an array of strings") }
         var result: [String] = []
@@ -242,7 +242,7 @@ public final class GGUFFile: @unchecked Sendable {
         return result
     }
 
-    /// The array of integers at `key`; throws `missingKey` when absent or of another type.
+    /// Returns the array of integers at `key`, or throws `missingKey` when it is absent or of another type.
     public func intArray(_ key: String) throws -> [Int] {
         guard let items = metadata[key]?.arrayValue else { throw GGUFError.missingKey(key: key, expected: "an array of integers") }
         var result: [Int] = []

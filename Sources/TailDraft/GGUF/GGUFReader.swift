@@ -56,7 +56,7 @@ struct GGUFReader {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The smallest encoded size of one value of a type, used to bound array counts.
+    /// Returns the smallest encoded size of one value of a type, which bounds array counts.
     static func minimumSize(ofType code: UInt32) -> Int {
         switch code {
         case 0, 1, 7: return 1

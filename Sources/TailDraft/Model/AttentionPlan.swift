@@ -1,7 +1,7 @@
 import Kernels
 
-/// Where each batch row's key and value go in its sequence's KV cache, and which slots each
-/// row attends to. Built and validated before any cache is written, so an invalid batch
+/// The KV-cache slot each batch row writes its key and value to, and the slots each row
+/// attends to. Built and validated before any cache is written, so an invalid batch
 /// leaves the caches untouched.
 struct AttentionPlan {
     /// Per row: the cache slot its key and value are written to.

@@ -18,7 +18,7 @@ public final class KVCache: @unchecked Sendable {
     /// Precision of the stored keys and values.
     public let precision: Precision
 
-    /// How keys and values are rounded when stored.
+    /// Rounding applied to keys and values when they are stored.
     public enum Precision: Sendable {
         /// Rounded to half precision, the values of llama.cpp's default F16 cache; greedy
         /// output then follows llama.cpp's most closely.

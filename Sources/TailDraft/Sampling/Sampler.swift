@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// How the next token is chosen from the logits.
+/// Settings that choose the next token from the logits.
 public struct SamplingParameters: Sendable, Equatable {
     /// Softmax temperature; 0 means greedy (argmax, ties to the lowest token id).
     public var temperature: Float
@@ -56,8 +56,8 @@ public struct Sampler: Sendable {
         withContiguous(logits) { argmax(buffer: $0) }
     }
 
-    /// The distribution the sampler draws from for `logits`: filtered candidates with their
-    /// temperature-scaled probabilities, most likely first. Greedy returns one candidate.
+    /// Returns the distribution the sampler draws from for `logits`: the filtered candidates
+    /// with their temperature-scaled probabilities, most likely first. Greedy returns one.
     public func distribution<C: RandomAccessCollection>(_ logits: C) -> [TokenProbability] where C.Element == Float, C.Index == Int {
         Self.withContiguous(logits) { distribution(buffer: $0) }
     }
@@ -79,8 +79,8 @@ public struct Sampler: Sendable {
         return Array(logits).withUnsafeBufferPointer(body)
     }
 
-    /// The first index of the largest value: a SIMD pass finds the maximum, a scalar pass
-    /// its first occurrence. NaN logits are never chosen unless all are NaN.
+    /// Returns the first index of the largest value. A SIMD pass finds the maximum and a
+    /// scalar pass its first occurrence; NaN logits are never chosen unless all are NaN.
     static func argmax(buffer: UnsafeBufferPointer<Float>) -> Int {
         let count = buffer.count
         var lanes = SIMD16<Float>(repeating: -.infinity)
