@@ -76,7 +76,6 @@ float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
 void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
-void td_dot4_q8_0_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
 void td_dot_q8_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 float td_dot_f32_avx512(const void *w, const float *x, int64_t n);
 

@@ -176,8 +176,9 @@ TD_AVX512 void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, in
     for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], blk + b, x + k * x_stride + b, b < nb);
 }
 
-/* Q8_0 steps shared by the one-row, four-weight-row and four-activation-row kernels, so
- * each (weight row, activation row) pair runs the same instructions in the same order. */
+/* Q8_0 steps shared by the one-row and four-activation-row kernels, so each (weight row,
+ * activation row) pair runs the same instructions in the same order. A four-weight-row form
+ * measured slower for the output head, which streams well one row at a time. */
 static inline TD_AVX512 __m512i load_q8_pair(const td_block_q8_0 *blk) {
     const __m256i qa = _mm256_loadu_si256((const __m256i *)blk[0].qs);
     const __m256i qb = _mm256_loadu_si256((const __m256i *)blk[1].qs);
@@ -207,24 +208,6 @@ TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int6
         acc = q8_0_pair(acc, load_q8_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
     }
     return q8_0_finish(acc, blk + b, x + b, b < nb);
-}
-
-/* Four consecutive Q8_0 weight rows against one activation row, in lockstep. */
-TD_AVX512 void td_dot4_q8_0_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out) {
-    const td_block_q8_0 *rows[4];
-    __m512 acc[4];
-    for (int k = 0; k < 4; k++) {
-        rows[k] = (const td_block_q8_0 *)((const char *)w + k * row_bytes);
-        acc[k] = _mm512_setzero_ps();
-    }
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        for (int k = 0; k < 4; k++) {
-            _mm_prefetch((const char *)(rows[k] + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-            acc[k] = q8_0_pair(acc[k], load_q8_pair(rows[k] + b), half_to_float(rows[k][b].d), half_to_float(rows[k][b + 1].d), x + b);
-        }
-    }
-    for (int k = 0; k < 4; k++) out[k] = q8_0_finish(acc[k], rows[k] + b, x + b, b < nb);
 }
 
 /* One Q8_0 weight row against four activation rows (x_stride blocks apart). */
