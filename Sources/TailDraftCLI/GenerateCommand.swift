@@ -6,7 +6,8 @@ enum GenerateCommand {
         if arguments.contains("--help") || arguments.contains("-h") { print(Help.generate); return }
         let args = try Arguments(
             command: "generate", arguments: arguments,
-            valueOptions: ["model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p", "seed", "context", "threads"],
+            valueOptions: ["model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p", "seed", "context", "threads",
+                           "speculate", "draft-budget", "draft-depth"],
             flagOptions: ["chat", "json"])
         let modelPath = try args.required("model")
         let prompt = try args.required("prompt")
@@ -26,7 +27,8 @@ enum GenerateCommand {
 
         let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: context)
         let promptTokens = args.flag("chat") ? try engine.tokenizeChat(userMessage: prompt) : engine.tokenizePrompt(prompt)
-        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling)
+        let speculation = try speculationOptions(args)
+        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, speculation: speculation)
 
         // Long prompts take seconds to prefill: report each chunk on standard error.
         let showProgress = !json && promptTokens.count > engine.generator.prefillChunk
@@ -39,7 +41,7 @@ enum GenerateCommand {
         }
         let t = result.timings
         if json {
-            print(JSON.object([
+            var fields: [(String, JSON)] = [
                 ("prompt_token_ids", JSON.ids(result.promptTokenIds)),
                 ("token_ids", JSON.ids(result.tokenIds)),
                 ("text", .string(result.text)),
@@ -52,7 +54,21 @@ enum GenerateCommand {
                     ("decode_seconds", .number(t.decodeSeconds)),
                     ("decode_tokens_per_second", .number(t.decodeTokensPerSecond)),
                 ])),
-            ]).serialized())
+            ]
+            if let s = result.speculation {
+                fields.append(("speculation", .object([
+                    ("drafter", .string(s.drafterName)),
+                    ("steps", .int(s.steps)),
+                    ("drafted", .int(s.drafted)),
+                    ("accepted", .int(s.accepted)),
+                    ("acceptance_rate", .number(s.acceptanceRate)),
+                    ("acceptance_length", .number(s.acceptanceLength)),
+                    ("acceptance_by_depth", .array(s.acceptanceByDepth.map { .number($0) })),
+                    ("draft_ms", .number(s.draftSeconds * 1000)),
+                    ("verify_ms", .number(s.verifySeconds * 1000)),
+                ])))
+            }
+            print(JSON.object(fields).serialized())
         } else {
             print()
             Console.error("prefill: \(tokens(t.promptTokens)) in \(fixed(t.prefillSeconds * 1000, 1)) ms (\(fixed(t.prefillTokensPerSecond, 1)) tokens/s)")
@@ -60,8 +76,27 @@ enum GenerateCommand {
             if result.finishReason == .length && result.tokenIds.count < maxTokens {
                 reason += " (the context of \(engine.generator.contextLength) tokens is full; raise --context)"
             }
+            if let s = result.speculation {
+                Console.error("speculation (\(s.drafterName)): \(s.steps) steps, \(s.accepted) of \(s.drafted) drafted tokens accepted " +
+                              "(\(fixed(s.acceptanceRate * 100, 1)) %), \(fixed(s.acceptanceLength, 2)) tokens per step, " +
+                              "drafting \(fixed(s.draftSeconds * 1000, 1)) ms, verifying \(fixed(s.verifySeconds * 1000, 1)) ms")
+            }
             Console.error("decode: \(tokens(result.tokenIds.count)) in \(fixed(t.decodeSeconds * 1000, 1)) ms (\(fixed(t.decodeTokensPerSecond, 1)) tokens/s), finish reason: \(reason), kernels: \(KernelPath.active)")
         }
+    }
+}
+
+/// Reads --speculate, --draft-budget and --draft-depth; nil when speculation is off.
+private func speculationOptions(_ args: Arguments) throws -> SpeculationOptions? {
+    let budget = try args.int("draft-budget", default: 3, range: 1...64)
+    let depth = try args.int("draft-depth", default: 8, range: 1...64)
+    switch args.string("speculate") ?? "none" {
+    case "none":
+        return nil
+    case "lookup":
+        return SpeculationOptions(drafter: LookupDrafter(), budget: budget, maxDepth: depth)
+    case let other:
+        throw UsageError(description: "invalid value '\(other)' for --speculate: expected none or lookup")
     }
 }
 

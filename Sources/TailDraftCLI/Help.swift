@@ -40,13 +40,24 @@ enum Help {
       --context N          KV cache size in tokens: prompt plus generated text, at most the
                            model's trained context (default: that context, at most 4096).
                            Memory: 46 KB per token for SmolLM2-135M.
+      --speculate MODE     Speculative decoding: none (default) or lookup, which drafts tokens
+                           that followed earlier occurrences of the newest tokens in the prompt
+                           and output. Output is unchanged: the same tokens when greedy, the
+                           same distribution when sampling.
+      --draft-budget N     Most drafted tokens verified per step (default 3, 1...64). With
+                           the newest token that makes 4 rows per verification pass, which
+                           the batch kernels handle at about twice the cost of one row.
+      --draft-depth N      Most drafted tokens in a row after the newest one (default 8, 1...64).
       --threads N          CPU threads for the kernels (default: the number of cores).
                            Output does not depend on it.
 
     Environment: TAILDRAFT_ISA=scalar|avx2|avx512 forces a kernel path (default: the best
     one this CPU supports).
       --json               Print one JSON object instead of streaming text: prompt_token_ids,
-                           token_ids, text, finish_reason ("stop" or "length") and timings.
+                           token_ids, text, finish_reason ("stop" or "length"), timings, and
+                           with --speculate a speculation object (steps, drafted, accepted,
+                           acceptance_length in tokens per step, acceptance_by_depth,
+                           draft_ms, verify_ms).
       --help               Show this text.
 
     Sampling filters apply in llama.cpp's order: top-k, top-p, min-p, then temperature.

@@ -172,3 +172,30 @@ import Testing
         #expect(run.standardError.contains("is a directory"))
     }
 }
+
+/// `generate --speculate` as a user runs it.
+@Suite(.serialized) struct CommandLineSpeculationTests {
+    @Test func lookupGivesSameTextAndStatistics() throws {
+        let prompt = "Copy this list exactly: apple, banana, cherry, apple, banana, cherry, apple,"
+        let common = ["generate", "--model", Fixtures.smolLMPath, "--prompt", prompt, "--temperature", "0", "--max-tokens", "40", "--json"]
+        let plain = try CommandLineTests.run(common)
+        let speculative = try CommandLineTests.run(common + ["--speculate", "lookup"])
+        #expect(plain.status == 0)
+        #expect(speculative.status == 0, "stderr: \(speculative.standardError)")
+        let a = try #require(try JSONSerialization.jsonObject(with: Data(plain.standardOutput.utf8)) as? [String: Any])
+        let b = try #require(try JSONSerialization.jsonObject(with: Data(speculative.standardOutput.utf8)) as? [String: Any])
+        #expect((a["token_ids"] as? [Int]) == (b["token_ids"] as? [Int]))
+        #expect(a["speculation"] == nil)
+        let statistics = try #require(b["speculation"] as? [String: Any])
+        for key in ["steps", "drafted", "accepted", "acceptance_length", "acceptance_by_depth", "draft_ms", "verify_ms"] {
+            #expect(statistics[key] != nil, "missing \(key)")
+        }
+        #expect((statistics["accepted"] as? Int ?? 0) > 0, "the list repeats, so lookup drafts should be accepted")
+    }
+
+    @Test func unknownModeIsRejected() throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--speculate", "magic"])
+        #expect(run.status == 2)
+        #expect(run.standardError.contains("'magic' for --speculate: expected none or lookup"))
+    }
+}

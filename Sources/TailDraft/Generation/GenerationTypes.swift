@@ -7,17 +7,22 @@ public enum FinishReason: String, Sendable, Equatable {
 }
 
 /// Limits and sampling for one generation.
-public struct GenerationOptions: Sendable {
+public struct GenerationOptions {
     /// Maximum number of tokens to generate, not counting the prompt.
     public var maxTokens: Int
     public var sampling: SamplingParameters
     /// Tokens that end generation; nil means the model's end-of-generation tokens.
     public var stopTokens: Set<Int32>?
+    /// Speculative decoding settings; nil decodes one token per forward pass. Output is the
+    /// same either way: token for token when greedy, in distribution when sampling.
+    public var speculation: SpeculationOptions?
 
-    public init(maxTokens: Int = 128, sampling: SamplingParameters = .greedy, stopTokens: Set<Int32>? = nil) {
+    public init(maxTokens: Int = 128, sampling: SamplingParameters = .greedy, stopTokens: Set<Int32>? = nil,
+                speculation: SpeculationOptions? = nil) {
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokens = stopTokens
+        self.speculation = speculation
     }
 }
 
@@ -25,12 +30,15 @@ public struct GenerationOptions: Sendable {
 public struct GenerationTimings: Sendable, Equatable {
     public var promptTokens = 0
     public var prefillSeconds = 0.0
-    /// Forward passes after the prefill (one per generated token after the first).
+    /// Forward passes after the prefill.
     public var decodeSteps = 0
+    /// Tokens those passes produced: one per pass in plain decoding, the accepted drafts plus
+    /// one per pass with speculation. The first token comes from the prefill and is not counted.
+    public var decodeTokens = 0
     public var decodeSeconds = 0.0
 
     public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
-    public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(decodeSteps) / decodeSeconds : 0 }
+    public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(decodeTokens) / decodeSeconds : 0 }
 }
 
 /// The outcome of one generation.
@@ -42,6 +50,8 @@ public struct GenerationResult: Sendable {
     public var text: String
     public var finishReason: FinishReason
     public var timings: GenerationTimings
+    /// Drafting and verification figures when speculation was on.
+    public var speculation: SpeculationStatistics?
 }
 
 /// A generation request that cannot run, with the value at fault and what to do.

@@ -16,7 +16,7 @@ public final class Generator: @unchecked Sendable {
     /// Results do not depend on it (batch invariance).
     public var prefillChunk = 256
 
-    private let cache: KVCache
+    let cache: KVCache
 
     public init(model: Transformer, tokenizer: BPETokenizer, contextLength: Int) {
         precondition(contextLength >= 2, "context length must be at least 2 tokens, got \(contextLength)")
@@ -36,14 +36,33 @@ public final class Generator: @unchecked Sendable {
                          onPrefillProgress: ((Int, Int) -> Void)? = nil,
                          onText: ((String) -> Void)? = nil) throws -> GenerationResult {
         try validate(promptTokens: promptTokens, options: options)
-        let stopTokens = options.stopTokens ?? tokenizer.endOfGenerationIds
         var sampler = Sampler(options.sampling)
-        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+        var output = TokenEmitter(tokenizer: tokenizer, stopTokens: options.stopTokens ?? tokenizer.endOfGenerationIds,
+                                  maxTokens: options.maxTokens, onText: onText)
         var timings = GenerationTimings(promptTokens: promptTokens.count)
         cache.truncate(to: 0)
 
-        // Prefill in chunks; only the last prompt row needs logits.
         let prefillStart = Self.now()
+        let logits = try prefill(promptTokens, onProgress: onPrefillProgress)
+        timings.prefillSeconds = Self.now() - prefillStart
+
+        let decodeStart = Self.now()
+        var statistics: SpeculationStatistics? = nil
+        if let speculation = options.speculation {
+            statistics = try decodeSpeculative(prompt: promptTokens, logits: logits, speculation: speculation,
+                                               sampler: &sampler, output: &output, timings: &timings)
+        } else {
+            try decodePlain(logits: logits, sampler: &sampler, output: &output, timings: &timings)
+        }
+        output.finish()
+        timings.decodeSeconds = Self.now() - decodeStart
+
+        return GenerationResult(promptTokenIds: promptTokens, tokenIds: output.tokens, text: tokenizer.decode(output.tokens),
+                                finishReason: output.finishReason, timings: timings, speculation: statistics)
+    }
+
+    /// Runs the prompt in chunks and returns the logits of its last token.
+    private func prefill(_ promptTokens: [Int32], onProgress: ((Int, Int) -> Void)?) throws -> [Float] {
         var logits: [Float] = []
         var start = 0
         while start < promptTokens.count {
@@ -53,31 +72,24 @@ public final class Generator: @unchecked Sendable {
                                             logitRows: last ? [end - start - 1] : [])
             logits = try model.forward(batch, caches: [cache]).logits
             start = end
-            onPrefillProgress?(end, promptTokens.count)
+            onProgress?(end, promptTokens.count)
         }
-        timings.prefillSeconds = Self.now() - prefillStart
+        return logits
+    }
 
-        // Decode: sample, stop or emit, then run the new token.
-        let decodeStart = Self.now()
-        var generated: [Int32] = []
-        var finish = FinishReason.length
-        while generated.count < options.maxTokens {
+    /// One forward pass per token: sample, emit, then run the new token.
+    private func decodePlain(logits initial: [Float], sampler: inout Sampler, output: inout TokenEmitter,
+                             timings: inout GenerationTimings) throws {
+        var logits = initial
+        while true {
             let token = sampler.sample(logits)
-            if stopTokens.contains(token) { finish = .stop; break }
-            generated.append(token)
-            let piece = detokenizer.append(token)
-            if !piece.isEmpty { onText?(piece) }
-            // The last token needs no forward pass: nothing is sampled after it.
-            if generated.count == options.maxTokens || cache.count >= contextLength { break }
+            guard output.emit(token) else { return }
+            // A token that fills the context is emitted but never run: nothing follows it.
+            if cache.count >= contextLength { return }
             logits = try model.forward(.causal(tokens: [token], startPosition: cache.count, logitRows: [0]), caches: [cache]).logits
             timings.decodeSteps += 1
+            timings.decodeTokens += 1
         }
-        let tail = detokenizer.finish()
-        if !tail.isEmpty { onText?(tail) }
-        timings.decodeSeconds = Self.now() - decodeStart
-
-        return GenerationResult(promptTokenIds: promptTokens, tokenIds: generated, text: tokenizer.decode(generated),
-                                finishReason: finish, timings: timings)
     }
 
     private func validate(promptTokens: [Int32], options: GenerationOptions) throws {

@@ -69,6 +69,12 @@ public struct Sampler: Sendable {
         return Self.draw(from: candidates, unit: random.nextUnit())
     }
 
+    /// Returns a uniform draw in [0, 1) from the sampler's generator; speculative
+    /// verification uses it for its accept and reject decisions.
+    public mutating func nextUnit() -> Double {
+        random.nextUnit()
+    }
+
     /// Runs `body` on the logits as one contiguous buffer. The generic entry points funnel
     /// into buffer code, which stays fast when they are called unspecialized from another
     /// module (a generic loop over 49,152 logits then costs milliseconds per token).

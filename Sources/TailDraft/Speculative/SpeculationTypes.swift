@@ -1,0 +1,46 @@
+/// Settings of speculative decoding.
+public struct SpeculationOptions {
+    public var drafter: any Drafter
+    /// Largest number of drafted nodes per step (tree size without the root). The default,
+    /// 3, makes verification batches of 4 rows, which the AVX-512 kernels process at about
+    /// twice the cost of one row; larger trees cost more than they gain on a 2-core CPU.
+    /// NOTE: the budget is fixed; sizing it from measured verification cost and acceptance
+    /// is not implemented yet.
+    public var budget: Int
+    /// Largest number of levels below the root.
+    public var maxDepth: Int
+
+    public init(drafter: any Drafter, budget: Int = 3, maxDepth: Int = 8) {
+        self.drafter = drafter
+        self.budget = budget
+        self.maxDepth = maxDepth
+    }
+}
+
+/// What speculation did during one generation.
+public struct SpeculationStatistics: Sendable, Equatable {
+    public var drafterName: String
+    /// Verification forward passes.
+    public var steps = 0
+    /// Drafted nodes sent to verification.
+    public var drafted = 0
+    /// Drafted nodes accepted, counted up to where generation ended.
+    public var accepted = 0
+    /// Tokens emitted by speculative steps (accepted drafts plus the target's own token).
+    public var emitted = 0
+    /// `acceptedAtDepth[d - 1]`: steps whose accepted path reached depth d.
+    public var acceptedAtDepth: [Int] = []
+    public var draftSeconds = 0.0
+    public var verifySeconds = 0.0
+
+    public init(drafterName: String) {
+        self.drafterName = drafterName
+    }
+
+    /// Mean tokens committed per verification step (tau).
+    public var acceptanceLength: Double { steps > 0 ? Double(emitted) / Double(steps) : 0 }
+    /// Accepted drafted nodes over drafted nodes.
+    public var acceptanceRate: Double { drafted > 0 ? Double(accepted) / Double(drafted) : 0 }
+    /// Fraction of steps whose accepted path reached each depth, from depth 1.
+    public var acceptanceByDepth: [Double] { acceptedAtDepth.map { steps > 0 ? Double($0) / Double(steps) : 0 } }
+}

@@ -1,0 +1,63 @@
+/// The speculative decode loop: draft a tree after the newest token, verify it in one
+/// forward pass, keep the accepted path in the KV cache and roll back the rest.
+extension Generator {
+    /// Decodes from the prompt's last logits with speculation, writing tokens to `output`.
+    ///
+    /// Invariant at the top of each step: `context` is the prompt plus every emitted token,
+    /// and the KV cache holds all of `context` but its last token (the tree's root).
+    func decodeSpeculative(prompt: [Int32], logits: [Float], speculation: SpeculationOptions,
+                           sampler: inout Sampler, output: inout TokenEmitter,
+                           timings: inout GenerationTimings) throws -> SpeculationStatistics {
+        var statistics = SpeculationStatistics(drafterName: speculation.drafter.name)
+        let first = sampler.sample(logits)
+        guard output.emit(first) else { return statistics }
+        var context = prompt + [first]
+
+        while cache.count < contextLength {
+            // Draft, clamped so every node's position and KV slot stays inside the context.
+            let rootSlot = cache.count
+            let room = contextLength - rootSlot
+            let draftStart = Self.now()
+            var tree = speculation.drafter.propose(
+                context: context, budget: min(speculation.budget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
+            tree.truncate(toNodes: min(tree.count, room, speculation.budget + 1))
+            statistics.draftSeconds += Self.now() - draftStart
+            precondition(tree.checkInvariants() == nil && tree.tokens[0] == context.last!,
+                         "drafter \(speculation.drafter.name) returned an invalid tree: \(tree.checkInvariants() ?? "wrong root")")
+
+            // Verify every node in one pass, then keep the root and the accepted path.
+            let verifyStart = Self.now()
+            let result = try model.forward(tree.batch(rootPosition: rootSlot), caches: [cache])
+            let outcome = Verifier.verify(tree: tree, logits: { result.logits(row: $0) }, sampler: &sampler)
+            cache.keepSlots(outcome.acceptedNodes.map { rootSlot + $0 }, from: rootSlot + 1)
+            statistics.verifySeconds += Self.now() - verifyStart
+            timings.decodeSteps += 1
+
+            // Emit the accepted tokens and the target's own token, stopping where output ends.
+            let acceptedTokens = outcome.acceptedNodes.map { tree.tokens[$0] }
+            statistics.steps += 1
+            statistics.drafted += tree.draftedCount
+            // `consumed` counts tokens offered to the output, a stop token included; accepted
+            // drafts past the end of output are not counted.
+            let returnedBefore = output.tokens.count
+            var consumed = 0
+            var open = true
+            for token in acceptedTokens + [outcome.next] where open {
+                open = output.emit(token)
+                consumed += 1
+            }
+            let acceptedUsed = min(acceptedTokens.count, consumed)
+            statistics.accepted += acceptedUsed
+            statistics.emitted += output.tokens.count - returnedBefore
+            timings.decodeTokens += output.tokens.count - returnedBefore
+            if statistics.acceptedAtDepth.count < acceptedUsed {
+                statistics.acceptedAtDepth += Array(repeating: 0, count: acceptedUsed - statistics.acceptedAtDepth.count)
+            }
+            for depth in 0..<acceptedUsed { statistics.acceptedAtDepth[depth] += 1 }
+            speculation.drafter.observe(context: context, accepted: acceptedTokens, next: outcome.next)
+            guard open else { break }
+            context += acceptedTokens + [outcome.next]
+        }
+        return statistics
+    }
+}

@@ -1,0 +1,152 @@
+import Testing
+@testable import TailDraft
+
+/// Speculative decoding on the real SmolLM2 model must give exactly plain decoding's output.
+@Suite(.serialized) struct SpeculativeDecodingTests {
+    static let prompts = [
+        "The capital of France is",
+        "Hello, my name is",
+        "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n",
+        "Copy this list exactly: apple, banana, cherry, apple, banana, cherry, apple,",
+        "<|im_start|>user\nRepeat after me: the quick brown fox jumps over the lazy dog.<|im_end|>\n<|im_start|>assistant\n",
+        "1, 2, 3, 4, 5, 6, 7, 8,",
+        "{\"name\": \"Alice\", \"age\": 30, \"skills\": [\"python\", \"c++\"], \"address\": {",
+    ]
+
+    func plain(_ engine: Engine, _ prompt: [Int32], maxTokens: Int, stopTokens: Set<Int32>? = nil,
+               sampling: SamplingParameters = .greedy) throws -> GenerationResult {
+        try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: maxTokens, sampling: sampling, stopTokens: stopTokens))
+    }
+
+    func speculative(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter, maxTokens: Int, budget: Int = 8,
+                     maxDepth: Int = 8, stopTokens: Set<Int32>? = nil, sampling: SamplingParameters = .greedy,
+                     onText: ((String) -> Void)? = nil) throws -> GenerationResult {
+        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, stopTokens: stopTokens,
+                                        speculation: SpeculationOptions(drafter: drafter, budget: budget, maxDepth: maxDepth))
+        return try engine.generator.generate(promptTokens: prompt, options: options, onText: onText)
+    }
+
+    @Test(arguments: prompts)
+    func lookupEqualsPlainGreedy(_ text: String) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt(text)
+            let reference = try plain(engine, prompt, maxTokens: 96)
+            let result = try speculative(engine, prompt, drafter: LookupDrafter(), maxTokens: 96)
+            #expect(result.tokenIds == reference.tokenIds)
+            #expect(result.finishReason == reference.finishReason)
+            let statistics = try #require(result.speculation)
+            #expect(statistics.emitted == result.tokenIds.count - 1, "the first token comes from the prefill")
+            #expect(statistics.accepted <= statistics.drafted)
+        }
+    }
+
+    @Test(arguments: [1, 4, 8])
+    func oracleChainsAcceptEverything(_ depth: Int) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt("Hello, my name is")
+            let reference = try plain(engine, prompt, maxTokens: 64)
+            let oracle = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: engine.model.config.vocabularySize)
+            let result = try speculative(engine, prompt, drafter: oracle, maxTokens: 64, budget: depth, maxDepth: depth)
+            #expect(result.tokenIds == reference.tokenIds)
+            let statistics = try #require(result.speculation)
+            #expect(statistics.acceptanceRate == 1, "drafted \(statistics.drafted), accepted \(statistics.accepted)")
+            #expect(statistics.steps <= (63 + depth) / (depth + 1) + 1)
+        }
+    }
+
+    @Test func adversarialDraftsAreAllRejected() throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            for text in ["The capital of France is", "1, 2, 3, 4, 5, 6, 7, 8,"] {
+                let prompt = engine.tokenizePrompt(text)
+                let reference = try plain(engine, prompt, maxTokens: 32)
+                let adversary = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: engine.model.config.vocabularySize, corrupt: true)
+                let result = try speculative(engine, prompt, drafter: adversary, maxTokens: 32, budget: 4, maxDepth: 4)
+                #expect(result.tokenIds == reference.tokenIds)
+                let statistics = try #require(result.speculation)
+                #expect(statistics.accepted == 0)
+                #expect(statistics.drafted > 0)
+                #expect(statistics.emitted == statistics.steps, "one token per step when nothing is accepted")
+            }
+        }
+    }
+
+    /// The true continuation is always the second child, so every node's logits must come
+    /// from its own root-to-node path, not from its sibling.
+    @Test func treeWithWrongFirstChildEqualsPlain() throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt("Hello, my name is")
+            let reference = try plain(engine, prompt, maxTokens: 200)
+            let oracle = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: engine.model.config.vocabularySize, wrongFirst: true)
+            let result = try speculative(engine, prompt, drafter: oracle, maxTokens: 200, budget: 8, maxDepth: 4)
+            #expect(result.tokenIds == reference.tokenIds)
+            let statistics = try #require(result.speculation)
+            // Every step but the last (cut by the token limit) accepts its 4 true nodes.
+            #expect(statistics.acceptedAtDepth.count == 4)
+            for depth in 0..<4 {
+                #expect(statistics.acceptedAtDepth[depth] >= statistics.steps - 1, "depth \(depth + 1): \(statistics)")
+            }
+            #expect(statistics.drafted == 8 * statistics.steps)
+        }
+    }
+
+    @Test(arguments: [5, 10])
+    func plantedStopInsideBlockEndsThere(_ index: Int) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt("The capital of France is")
+            let free = try plain(engine, prompt, maxTokens: 40)
+            let stop = free.tokenIds[index]
+            let reference = try plain(engine, prompt, maxTokens: 40, stopTokens: [stop])
+            let oracle = ReplayDrafter(recording: prompt + free.tokenIds, vocabularySize: engine.model.config.vocabularySize)
+            var streamed = ""
+            let result = try speculative(engine, prompt, drafter: oracle, maxTokens: 40, stopTokens: [stop]) { streamed += $0 }
+            #expect(result.tokenIds == reference.tokenIds)
+            #expect(result.finishReason == .stop)
+            #expect(streamed == reference.text)
+            #expect(result.speculation?.emitted == result.tokenIds.count - 1)
+        }
+    }
+
+    @Test(arguments: [1, 7, 13])
+    func maxTokensInsideBlockIsExact(_ limit: Int) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt("Hello, my name is")
+            let reference = try plain(engine, prompt, maxTokens: 64)
+            let oracle = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: engine.model.config.vocabularySize)
+            let result = try speculative(engine, prompt, drafter: oracle, maxTokens: limit)
+            #expect(result.tokenIds == Array(reference.tokenIds.prefix(limit)))
+            #expect(result.finishReason == .length)
+        }
+    }
+
+    /// Near the end of the context, drafts are clamped so no position passes it.
+    @Test(arguments: [40, 47, 63])
+    func contextLimitClampsDrafts(_ promptLength: Int) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine(contextLength: 64)
+            let prompt = Array(engine.tokenizePrompt(String(repeating: "one two three four ", count: 20)).prefix(promptLength))
+            let reference = try plain(engine, prompt, maxTokens: 100)
+            let result = try speculative(engine, prompt, drafter: LookupDrafter(), maxTokens: 100, budget: 8, maxDepth: 8)
+            #expect(result.tokenIds == reference.tokenIds)
+            #expect(result.finishReason == reference.finishReason)
+            #expect(result.tokenIds.count == 64 - promptLength + 1)
+        }
+    }
+
+    @Test func sampledSpeculationIsReproducible() throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt("Once upon a time")
+            let sampling = SamplingParameters(temperature: 0.8, seed: 42)
+            let first = try speculative(engine, prompt, drafter: LookupDrafter(), maxTokens: 48, sampling: sampling)
+            let second = try speculative(engine, prompt, drafter: LookupDrafter(), maxTokens: 48, sampling: sampling)
+            #expect(first.tokenIds == second.tokenIds)
+            #expect(first.tokenIds.count == 48 || first.finishReason == .stop)
+        }
+    }
+}
