@@ -13,6 +13,10 @@ public struct DraftTree: Sendable, Equatable {
     public private(set) var depths: [Int]
     /// The drafter's probability of each node given its parent (1 for the root).
     public private(set) var drafterProbabilities: [Double]
+    /// For nodes whose children were sampled from the drafter's distribution q: that q, by
+    /// token id. Verification then accepts a child x with probability min(1, p(x) / q(x)).
+    /// Nodes without an entry have deterministic children (chosen, not sampled).
+    public private(set) var sampledFrom: [Int: [Int32: Double]] = [:]
 
     /// A tree holding only `root`.
     public init(root: Int32) {
@@ -43,6 +47,13 @@ public struct DraftTree: Sendable, Equatable {
         depths.append(depths[parent] + 1)
         drafterProbabilities.append(probability)
         return count - 1
+    }
+
+    /// Records that the children of `node` were sampled independently from `distribution`
+    /// (token id to probability, summing to 1).
+    public mutating func setSampledDistribution(_ distribution: [Int32: Double], of node: Int) {
+        precondition(node >= 0 && node < count, "node \(node) is not in a tree of \(count) nodes")
+        sampledFrom[node] = distribution
     }
 
     /// Children of `node` in the order they were added. O(count).
@@ -79,6 +90,7 @@ public struct DraftTree: Sendable, Equatable {
     public mutating func truncate(toNodes limit: Int) {
         guard limit < count else { return }
         precondition(limit >= 1, "a draft tree keeps at least its root")
+        sampledFrom = sampledFrom.filter { $0.key < limit }
         tokens.removeLast(count - limit)
         parents.removeLast(parents.count - limit)
         depths.removeLast(depths.count - limit)
@@ -86,8 +98,8 @@ public struct DraftTree: Sendable, Equatable {
     }
 
     /// Returns the first violated invariant, or nil: a single root at index 0, parents before
-    /// children, depth = parent's depth + 1, no two siblings with the same token, and
-    /// probabilities in [0, 1].
+    /// children, depth = parent's depth + 1, no two deterministic siblings with the same
+    /// token, and probabilities in [0, 1].
     public func checkInvariants() -> String? {
         guard !tokens.isEmpty, parents.count == count, depths.count == count, drafterProbabilities.count == count else {
             return "arrays have different lengths or the tree is empty"
@@ -98,8 +110,8 @@ public struct DraftTree: Sendable, Equatable {
             let parent = parents[node]
             guard parent >= 0 && parent < node else { return "node \(node) has parent \(parent), expected an earlier node" }
             guard depths[node] == depths[parent] + 1 else { return "node \(node) has depth \(depths[node]), expected \(depths[parent] + 1)" }
-            guard seen.insert([Int32(parent), tokens[node]]).inserted else {
-                return "node \(node) repeats token \(tokens[node]) among the children of \(parent)"
+            guard sampledFrom[parent] != nil || seen.insert([Int32(parent), tokens[node]]).inserted else {
+                return "node \(node) repeats token \(tokens[node]) among the deterministic children of \(parent)"
             }
             guard (0...1).contains(drafterProbabilities[node]) else {
                 return "node \(node) has drafter probability \(drafterProbabilities[node]), expected 0...1"

@@ -1,0 +1,117 @@
+import Testing
+@testable import TailDraft
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The verification rule on a 4-token vocabulary, checked by chi-square against the target p.
+@Suite struct VerifierTests {
+    static let p: [Double] = [0.5, 0.3, 0.15, 0.05]
+    static let q: [Double] = [0.1, 0.1, 0.4, 0.4]
+    /// The 0.999 quantile of chi-square with 3 degrees of freedom.
+    static let chiSquareLimit = 16.27
+    static let trials = 200_000
+
+    /// Runs `trials` verifications of a tree built by `makeTree` and returns how often each
+    /// token came out first, and how many trials accepted a drafted token.
+    static func run(seed: UInt64, makeTree: (inout RandomGenerator) -> DraftTree) -> (counts: [Int], accepted: Int) {
+        let logits = p.map { Float(log($0)) }
+        var sampler = Sampler(SamplingParameters(temperature: 1, topK: 0, topP: 1, minP: 0, seed: seed))
+        var drafts = RandomGenerator(seed: seed &+ 1)
+        var counts = [0, 0, 0, 0]
+        var accepted = 0
+        for _ in 0..<trials {
+            let tree = makeTree(&drafts)
+            let outcome = Verifier.verify(tree: tree, logits: { _ in logits[...] }, sampler: &sampler)
+            let first = outcome.acceptedNodes.first.map { tree.tokens[$0] } ?? outcome.next
+            counts[Int(first)] += 1
+            if !outcome.acceptedNodes.isEmpty { accepted += 1 }
+        }
+        return (counts, accepted)
+    }
+
+    static func chiSquare(_ counts: [Int]) -> Double {
+        zip(counts, p).reduce(0) { sum, pair in
+            let expected = pair.1 * Double(trials)
+            return sum + pow(Double(pair.0) - expected, 2) / expected
+        }
+    }
+
+    static func sample(_ distribution: [Double], _ random: inout RandomGenerator) -> Int32 {
+        var u = random.nextUnit()
+        for (token, probability) in distribution.enumerated() {
+            u -= probability
+            if u < 0 { return Int32(token) }
+        }
+        return Int32(distribution.count - 1)
+    }
+
+    @Test func sampledChildKeepsTargetDistribution() {
+        let seed: UInt64 = 10
+        let q = Dictionary(uniqueKeysWithValues: Self.q.enumerated().map { (Int32($0.offset), $0.element) })
+        let (counts, accepted) = Self.run(seed: seed) { random in
+            var tree = DraftTree(root: 0)
+            tree.addChild(Self.sample(Self.q, &random), to: 0, probability: 1)
+            tree.setSampledDistribution(q, of: 0)
+            return tree
+        }
+        #expect(Self.chiSquare(counts) < Self.chiSquareLimit, "seed \(seed): counts \(counts)")
+        // Acceptance is the sum over tokens of min(p, q) = 0.1 + 0.1 + 0.15 + 0.05.
+        #expect(abs(Double(accepted) / Double(Self.trials) - 0.40) < 0.01, "seed \(seed): accepted \(accepted)")
+    }
+
+    @Test func deterministicChildKeepsTargetDistribution() {
+        let seed: UInt64 = 20
+        let (counts, accepted) = Self.run(seed: seed) { _ in DraftTree(root: 0, chain: [2]) }
+        #expect(Self.chiSquare(counts) < Self.chiSquareLimit, "seed \(seed): counts \(counts)")
+        #expect(abs(Double(accepted) / Double(Self.trials) - 0.15) < 0.01, "seed \(seed): accepted \(accepted)")
+    }
+
+    @Test func twoDeterministicChildrenKeepTargetDistribution() {
+        let seed: UInt64 = 30
+        let (counts, accepted) = Self.run(seed: seed) { _ in
+            var tree = DraftTree(root: 0)
+            tree.addChild(2, to: 0)
+            tree.addChild(3, to: 0)
+            return tree
+        }
+        #expect(Self.chiSquare(counts) < Self.chiSquareLimit, "seed \(seed): counts \(counts)")
+        #expect(abs(Double(accepted) / Double(Self.trials) - 0.20) < 0.01, "seed \(seed): accepted \(accepted)")
+    }
+
+    @Test func twoSampledChildrenKeepTargetDistribution() {
+        let seed: UInt64 = 40
+        let q = Dictionary(uniqueKeysWithValues: Self.q.enumerated().map { (Int32($0.offset), $0.element) })
+        let (counts, _) = Self.run(seed: seed) { random in
+            var tree = DraftTree(root: 0)
+            tree.addChild(Self.sample(Self.q, &random), to: 0)
+            tree.addChild(Self.sample(Self.q, &random), to: 0)
+            tree.setSampledDistribution(q, of: 0)
+            return tree
+        }
+        #expect(Self.chiSquare(counts) < Self.chiSquareLimit, "seed \(seed): counts \(counts)")
+    }
+
+    @Test func greedyAcceptsOnlyArgmax() {
+        let logits: [Float] = [0.1, 2.0, 0.3, 1.9]
+        var sampler = Sampler(.greedy)
+        var tree = DraftTree(root: 7)
+        tree.addChild(3, to: 0)
+        let right = tree.addChild(1, to: 0)
+        let grandchild = tree.addChild(0, to: right)
+        let outcome = Verifier.verify(tree: tree, logits: { node in node == 0 ? logits[...] : [5, 0, 0, 0][...] }, sampler: &sampler)
+        #expect(outcome.acceptedNodes == [right, grandchild])
+        #expect(outcome.next == 0)
+    }
+
+    @Test func treeInvariantsCatchBadTrees() {
+        var tree = DraftTree(root: 1, chain: [2, 3])
+        #expect(tree.checkInvariants() == nil)
+        #expect(tree.positions(rootPosition: 10) == [10, 11, 12])
+        #expect(tree.ancestorMask == [[true, false, false], [true, true, false], [true, true, true]])
+        tree.addChild(2, to: 0)
+        #expect(tree.checkInvariants()?.contains("repeats token 2") == true)
+    }
+}
