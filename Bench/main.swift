@@ -13,12 +13,17 @@ Benchmarks:
   verify-cost   Forward-pass time for 1 to 32 rows after a 512-token context, in
                 milliseconds and as a ratio to one row: what a speculative tree of that
                 many nodes costs to verify.
+  speculative   Greedy decoding with speculation off and on (lookup drafter) on a
+                repetitive code edit, a summary and open chat, in interleaved rounds:
+                tokens per second, speedup, tokens per step (tau) and whether both gave
+                the same tokens. Threads default to 2 and 1.
 
 Options:
   --model PATH     GGUF model file (required).
   --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
   --rounds N       Rounds per measurement (default 5).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
+  --draft-budget N Drafted tokens per step for speculative (default 3).
   --json           Print one JSON object instead of a table.
 
 Each result prints the median and the spread (min..max) over the rounds, the CPU model,
@@ -35,6 +40,7 @@ struct BenchOptions {
     var threadCounts: [Int]?
     var rounds = 5
     var context = 512
+    var draftBudget = 3
     var json = false
 
     init(_ arguments: [String]) {
@@ -58,6 +64,7 @@ struct BenchOptions {
             case "--threads": threadCounts = [integer(1...256)]
             case "--rounds": rounds = integer(1...100)
             case "--context": context = integer(1...8192)
+            case "--draft-budget": draftBudget = integer(1...64)
             case "--json": json = true
             case "--help", "-h": print(usage); exit(0)
             default: fail("unknown option '\(argument)'; see 'taildraft-bench --help'")
@@ -86,8 +93,13 @@ do {
                                             rounds: options.rounds, context: options.context)
         let report = try benchmark.run(progress: !options.json)
         print(options.json ? report.json() : report.table())
+    case "speculative":
+        let benchmark = SpeculativeBenchmark(modelPath: modelPath, threadCounts: options.threadCounts ?? [2, 1],
+                                             rounds: options.rounds, budget: options.draftBudget)
+        let rows = try benchmark.run(progress: !options.json)
+        print(options.json ? SpeculativeBenchmark.json(rows) : SpeculativeBenchmark.table(rows, budget: options.draftBudget))
     default:
-        fail("unknown benchmark '\(command)'; the benchmarks are decode and verify-cost")
+        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost and speculative")
     }
 } catch {
     fail("\(error)")

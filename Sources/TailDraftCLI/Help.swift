@@ -43,7 +43,8 @@ enum Help {
       --speculate MODE     Speculative decoding: none (default) or lookup, which drafts tokens
                            that followed earlier occurrences of the newest tokens in the prompt
                            and output. Output is unchanged: the same tokens when greedy, the
-                           same distribution when sampling.
+                           same distribution when sampling. Speculation switches itself off
+                           while drafts are rarely accepted, and back on when they match.
       --draft-budget N     Most drafted tokens verified per step (default 3, 1...64). With
                            the newest token that makes 4 rows per verification pass, which
                            the batch kernels handle at about twice the cost of one row.

@@ -19,10 +19,10 @@ import Testing
     }
 
     func speculative(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter, maxTokens: Int, budget: Int = 8,
-                     maxDepth: Int = 8, stopTokens: Set<Int32>? = nil, sampling: SamplingParameters = .greedy,
-                     onText: ((String) -> Void)? = nil) throws -> GenerationResult {
-        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, stopTokens: stopTokens,
-                                        speculation: SpeculationOptions(drafter: drafter, budget: budget, maxDepth: maxDepth))
+                     maxDepth: Int = 8, adaptive: Bool = false, stopTokens: Set<Int32>? = nil,
+                     sampling: SamplingParameters = .greedy, onText: ((String) -> Void)? = nil) throws -> GenerationResult {
+        let speculation = SpeculationOptions(drafter: drafter, budget: budget, maxDepth: maxDepth, adaptive: adaptive)
+        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, stopTokens: stopTokens, speculation: speculation)
         return try engine.generator.generate(promptTokens: prompt, options: options, onText: onText)
     }
 
@@ -135,6 +135,27 @@ import Testing
             #expect(result.tokenIds == reference.tokenIds)
             #expect(result.finishReason == reference.finishReason)
             #expect(result.tokenIds.count == 64 - promptLength + 1)
+        }
+    }
+
+    /// With the gate on, rejected drafts switch speculation off; scoring drafts against plain
+    /// output switches it back on when they start to match, and the output never changes.
+    @Test func gateSwitchesOffAndOnWithoutChangingOutput() throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt("Hello, my name is")
+            let reference = try plain(engine, prompt, maxTokens: 64)
+            let vocabulary = engine.model.config.vocabularySize
+            let adversary = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: vocabulary, corrupt: true)
+            let gated = try speculative(engine, prompt, drafter: adversary, maxTokens: 64, budget: 3, adaptive: true)
+            #expect(gated.tokenIds == reference.tokenIds)
+            let off = try #require(gated.speculation)
+            #expect(off.gatedSteps > off.steps / 2, "wrong drafts should switch speculation off: \(off)")
+
+            let oracle = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: vocabulary)
+            let open = try speculative(engine, prompt, drafter: oracle, maxTokens: 64, budget: 3, adaptive: true)
+            #expect(open.tokenIds == reference.tokenIds)
+            #expect(open.speculation?.gatedSteps == 0, "accepted drafts keep speculation on")
         }
     }
 

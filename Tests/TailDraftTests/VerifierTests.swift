@@ -115,3 +115,27 @@ import Darwin
         #expect(tree.checkInvariants()?.contains("repeats token 2") == true)
     }
 }
+
+@Suite struct SpeculationGateTests {
+    @Test func rejectedStepsSwitchOffAndMatchingShadowsSwitchOn() {
+        var gate = SpeculationGate(budget: 3)
+        #expect(gate.isOn, "speculation starts on")
+        for _ in 0..<8 { gate.record(accepted: 0) }
+        #expect(!gate.isOn)
+
+        // While off, chains drafted before each plain token are scored against it.
+        let tokens: [Int32] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+        for (index, token) in tokens.enumerated() {
+            gate.shadow(Array(tokens[index..<min(tokens.count, index + 3)]))
+            gate.observe(token: token)
+        }
+        #expect(gate.isOn, "drafts that would have been accepted switch speculation back on")
+    }
+
+    @Test func emptyShadowCountsAsNothingAccepted() {
+        var gate = SpeculationGate(budget: 3)
+        for _ in 0..<20 { gate.shadow([]) }
+        #expect(!gate.isOn)
+        #expect(gate.expectedAccepted < 0.01)
+    }
+}

@@ -9,19 +9,25 @@ public struct SpeculationOptions {
     public var budget: Int
     /// Largest number of levels below the root.
     public var maxDepth: Int
+    /// Whether speculation switches itself off while drafts are rarely accepted (and back
+    /// on when they would be). Off means every step verifies its draft.
+    public var adaptive: Bool
 
-    public init(drafter: any Drafter, budget: Int = 3, maxDepth: Int = 8) {
+    public init(drafter: any Drafter, budget: Int = 3, maxDepth: Int = 8, adaptive: Bool = true) {
         self.drafter = drafter
         self.budget = budget
         self.maxDepth = maxDepth
+        self.adaptive = adaptive
     }
 }
 
 /// What speculation did during one generation.
 public struct SpeculationStatistics: Sendable, Equatable {
     public var drafterName: String
-    /// Verification forward passes.
+    /// Forward passes in the decode loop, speculative or not.
     public var steps = 0
+    /// Of those, passes that ran without a draft because speculation was switched off.
+    public var gatedSteps = 0
     /// Drafted nodes sent to verification.
     public var drafted = 0
     /// Drafted nodes accepted, counted up to where generation ended.

@@ -12,15 +12,22 @@ extension Generator {
         let first = sampler.sample(logits)
         guard output.emit(first) else { return statistics }
         var context = prompt + [first]
+        var gate = SpeculationGate(budget: speculation.budget)
 
         while cache.count < contextLength {
             // Draft, clamped so every node's position and KV slot stays inside the context.
+            // While the gate is off the draft is only scored, and the step runs the root alone.
             let rootSlot = cache.count
             let room = contextLength - rootSlot
             let draftStart = Self.now()
             var tree = speculation.drafter.propose(
                 context: context, budget: min(speculation.budget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
             tree.truncate(toNodes: min(tree.count, room, speculation.budget + 1))
+            let speculating = speculation.adaptive ? gate.isOn : true
+            if !speculating {
+                gate.shadow(Self.firstChain(of: tree))
+                tree.truncate(toNodes: 1)
+            }
             statistics.draftSeconds += Self.now() - draftStart
             precondition(tree.checkInvariants() == nil && tree.tokens[0] == context.last!,
                          "drafter \(speculation.drafter.name) returned an invalid tree: \(tree.checkInvariants() ?? "wrong root")")
@@ -47,6 +54,12 @@ extension Generator {
                 consumed += 1
             }
             let acceptedUsed = min(acceptedTokens.count, consumed)
+            if speculating {
+                gate.record(accepted: outcome.acceptedNodes.count)
+            } else {
+                gate.observe(token: outcome.next)
+                statistics.gatedSteps += 1
+            }
             statistics.accepted += acceptedUsed
             statistics.emitted += output.tokens.count - returnedBefore
             timings.decodeTokens += output.tokens.count - returnedBefore
@@ -59,5 +72,16 @@ extension Generator {
             context += acceptedTokens + [outcome.next]
         }
         return statistics
+    }
+
+    /// The tokens along the first child of each node, from the root's first child down.
+    static func firstChain(of tree: DraftTree) -> [Int32] {
+        var chain: [Int32] = []
+        var node = 0
+        while let child = tree.children(of: node).first {
+            chain.append(tree.tokens[child])
+            node = child
+        }
+        return chain
     }
 }

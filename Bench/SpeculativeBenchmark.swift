@@ -1,0 +1,109 @@
+import TailDraft
+
+/// Plain against speculative greedy decoding on three kinds of work, interleaved round by
+/// round: a repetitive code edit, a summary of a given passage, and open-ended chat. Checks
+/// that both produce the same tokens, and reports the speedup and tokens per step (tau).
+struct SpeculativeBenchmark {
+    let modelPath: String
+    let threadCounts: [Int]
+    let rounds: Int
+    let maxTokens = 160
+    let budget: Int
+
+    static let tasks: [(name: String, message: String)] = [
+        ("repetitive", """
+        Rewrite this Python function with the variable total renamed to sum_of_values. Change nothing else.
+
+        def add_all(values):
+            total = 0
+            for value in values:
+                if value is None:
+                    continue
+                total += value
+            return total
+        """),
+        ("summary", """
+        Summarize this passage in two sentences.
+
+        The city library reopened on Monday after a two-year renovation. The building now has a \
+        larger children's section, a quiet reading room on the top floor and a cafe near the \
+        entrance. The library also extended its opening hours: it stays open until nine in the \
+        evening on weekdays. Officials said the renovation cost less than planned because local \
+        volunteers helped move the books.
+        """),
+        ("chat", "What are three good habits for learning a new language?"),
+    ]
+
+    struct Row {
+        var task: String
+        var threads: Int
+        var plain: Summary
+        var speculative: Summary
+        var tau: Double
+        var acceptanceRate: Double
+        var sameTokens: Bool
+        var speedup: Double { speculative.median / plain.median }
+    }
+
+    func run(progress: Bool) throws -> [Row] {
+        let engine = try Engine(modelPath: modelPath, threads: threadCounts[0], contextLength: 1024)
+        var plainSpeed: [String: [Double]] = [:], specSpeed: [String: [Double]] = [:]
+        var tau: [String: Double] = [:], rate: [String: Double] = [:], same: [String: Bool] = [:]
+        for round in 0..<rounds {
+            for threads in threadCounts {
+                engine.model.threads = threads
+                for task in Self.tasks {
+                    let key = "\(task.name)/\(threads)"
+                    let prompt = try engine.tokenizeChat(userMessage: task.message)
+                    let plain = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: maxTokens))
+                    let options = GenerationOptions(maxTokens: maxTokens, speculation: SpeculationOptions(drafter: LookupDrafter(), budget: budget))
+                    let speculative = try engine.generator.generate(promptTokens: prompt, options: options)
+                    plainSpeed[key, default: []].append(Double(plain.tokenIds.count) / plain.timings.decodeSeconds)
+                    specSpeed[key, default: []].append(Double(speculative.tokenIds.count) / speculative.timings.decodeSeconds)
+                    tau[key] = speculative.speculation?.acceptanceLength ?? 0
+                    rate[key] = speculative.speculation?.acceptanceRate ?? 0
+                    same[key] = (same[key] ?? true) && plain.tokenIds == speculative.tokenIds
+                }
+            }
+            if progress { Console.error("round \(round + 1)/\(rounds) done") }
+        }
+        return threadCounts.flatMap { threads in
+            Self.tasks.map { task in
+                let key = "\(task.name)/\(threads)"
+                return Row(task: task.name, threads: threads, plain: Summary(samples: plainSpeed[key]!),
+                           speculative: Summary(samples: specSpeed[key]!), tau: tau[key]!, acceptanceRate: rate[key]!, sameTokens: same[key]!)
+            }
+        }
+    }
+
+    static func table(_ rows: [Row], budget: Int) -> String {
+        var lines = ["cpu: \(cpuModel())", "kernels: \(KernelPath.active), drafter: lookup, draft budget: \(budget)", "",
+                     "task         threads  plain tok/s  speculative tok/s  speedup  tau   accepted  same tokens"]
+        for row in rows {
+            lines.append("\(row.task.padding(12)) \(String(row.threads).padding(8)) \(format(row.plain.median).padding(12)) " +
+                         "\(format(row.speculative.median).padding(18)) \(format2(row.speedup).padding(8)) \(format2(row.tau).padding(5)) " +
+                         "\((format(row.acceptanceRate * 100) + " %").padding(9)) \(row.sameTokens ? "yes" : "NO")")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ rows: [Row]) -> String {
+        let entries = rows.map {
+            "{\"task\": \"\($0.task)\", \"threads\": \($0.threads), \"plain_tokens_per_second\": \($0.plain.median), " +
+            "\"speculative_tokens_per_second\": \($0.speculative.median), \"speedup\": \($0.speedup), " +
+            "\"acceptance_length\": \($0.tau), \"acceptance_rate\": \($0.acceptanceRate), \"same_tokens\": \($0.sameTokens)}"
+        }
+        return "{\"results\": [\(entries.joined(separator: ", "))]}"
+    }
+
+    private static func format(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    private static func format2(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
