@@ -43,8 +43,8 @@ public final class LookupDrafter: Drafter {
         return tree
     }
 
-    /// The tokens after the most recent earlier occurrences of the last `matchLength` tokens,
-    /// one continuation per distinct first token, most recent first.
+    /// Returns the tokens after the most recent earlier occurrences of the last `matchLength`
+    /// tokens, one continuation per distinct first token, most recent first.
     private func continuations(context: [Int32], matchLength: Int, maxLength: Int) -> [[Int32]] {
         let end = context.count
         let suffixStart = end - matchLength

@@ -18,7 +18,7 @@ public struct DraftTree: Sendable, Equatable {
     /// Nodes without an entry have deterministic children (chosen, not sampled).
     public private(set) var sampledFrom: [Int: [Int32: Double]] = [:]
 
-    /// A tree holding only `root`.
+    /// Creates a tree that contains only `root`.
     public init(root: Int32) {
         tokens = [root]
         parents = [-1]
@@ -26,7 +26,7 @@ public struct DraftTree: Sendable, Equatable {
         drafterProbabilities = [1]
     }
 
-    /// A chain: `root`, then `drafted` one after another.
+    /// Creates a chain: `root`, then `drafted` one after another.
     public init(root: Int32, chain drafted: [Int32]) {
         self.init(root: root)
         var parent = 0
@@ -79,8 +79,8 @@ public struct DraftTree: Sendable, Equatable {
         depths.map { Int32(rootPosition + $0) }
     }
 
-    /// The forward batch that verifies this tree for a sequence whose committed prefix has
-    /// `rootPosition` tokens; every node gets logits.
+    /// Returns the forward batch that verifies this tree for a sequence whose committed
+    /// prefix has `rootPosition` tokens. Every node gets logits.
     public func batch(rootPosition: Int) -> ForwardBatch {
         ForwardBatch(tokens: tokens, positions: positions(rootPosition: rootPosition), mask: ancestorMask)
     }

@@ -20,7 +20,7 @@ struct SpeculationGate {
     /// cost 1 + 0.33 (n - 1) single-row passes, so a step pays when it accepts more than
     /// 0.33 budget drafts.
     /// NOTE: 0.33 per extra row is an estimate from `taildraft-bench verify-cost` with the
-    /// AVX-512 kernels at up to 4 rows; measuring the curve at start-up is not done yet.
+    /// AVX-512 kernels at up to 4 rows. The curve is not yet measured at start-up.
     init(budget: Int) {
         threshold = 0.33 * Double(budget)
         expectedAccepted = threshold + 1

@@ -21,7 +21,7 @@ public struct SpeculationOptions {
     }
 }
 
-/// What speculation did during one generation.
+/// Counts and timings of speculation during one generation.
 public struct SpeculationStatistics: Sendable, Equatable {
     public var drafterName: String
     /// Forward passes in the decode loop, speculative or not.

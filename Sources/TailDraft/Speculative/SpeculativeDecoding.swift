@@ -4,7 +4,7 @@ extension Generator {
     /// Decodes from the prompt's last logits with speculation, writing tokens to `output`.
     ///
     /// Invariant at the top of each step: `context` is the prompt plus every emitted token,
-    /// and the KV cache holds all of `context` but its last token (the tree's root).
+    /// and the KV cache contains all of `context` but its last token (the tree's root).
     func decodeSpeculative(prompt: [Int32], logits: [Float], speculation: SpeculationOptions,
                            sampler: inout Sampler, output: inout TokenEmitter,
                            timings: inout GenerationTimings) throws -> SpeculationStatistics {
@@ -74,7 +74,7 @@ extension Generator {
         return statistics
     }
 
-    /// The tokens along the first child of each node, from the root's first child down.
+    /// Returns the tokens along the first child of each node, from the root's first child down.
     static func firstChain(of tree: DraftTree) -> [Int32] {
         var chain: [Int32] = []
         var node = 0
