@@ -171,3 +171,39 @@ import Testing
         }
     }
 }
+
+/// After speculative steps with rejections and compaction, the KV cache must hold exactly
+/// what a plain prefill of the committed tokens writes.
+@Suite(.serialized) struct SpeculativeRollbackTests {
+    @Test(arguments: [1, 2, 31, 32, 33, 64])
+    func cacheEqualsRebuiltPrefix(_ promptLength: Int) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine(contextLength: 256)
+            let text = String(repeating: "alpha beta gamma delta epsilon ", count: 20)
+            let prompt = Array(engine.tokenizePrompt(text).prefix(promptLength))
+            let options = GenerationOptions(maxTokens: 64, speculation: SpeculationOptions(drafter: LookupDrafter(), budget: 4, adaptive: false))
+            let result = try engine.generator.generate(promptTokens: prompt, options: options)
+            let plain = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 64))
+            #expect(result.tokenIds == plain.tokenIds)
+
+            // Rerun speculation so the generator's cache holds its final state, then rebuild.
+            _ = try engine.generator.generate(promptTokens: prompt, options: options)
+            let cache = engine.generator.cache
+            let returned = prompt + result.tokenIds
+            #expect(cache.count <= returned.count, "the cache holds no token beyond the output")
+            #expect(cache.count >= returned.count - 1, "only the last token may be left unrun")
+            let committed = Array(returned.prefix(cache.count))
+            let rebuilt = KVCache(config: engine.model.config, capacity: 256)
+            _ = try engine.model.forward(.causal(tokens: committed, startPosition: 0, logitRows: []), caches: [rebuilt])
+            let floats = committed.count * cache.kvDim
+            for layer in [0, engine.model.config.layerCount - 1] {
+                let keys = Array(UnsafeBufferPointer(start: cache.keys(layer: layer), count: floats))
+                let expectedKeys = Array(UnsafeBufferPointer(start: rebuilt.keys(layer: layer), count: floats))
+                #expect(bitwiseDifference(keys, expectedKeys) == nil, "prompt \(promptLength), layer \(layer) keys")
+                let values = Array(UnsafeBufferPointer(start: cache.values(layer: layer), count: floats))
+                let expectedValues = Array(UnsafeBufferPointer(start: rebuilt.values(layer: layer), count: floats))
+                #expect(bitwiseDifference(values, expectedValues) == nil, "prompt \(promptLength), layer \(layer) values")
+            }
+        }
+    }
+}

@@ -68,7 +68,12 @@ extension Generator {
             }
             for depth in 0..<acceptedUsed { statistics.acceptedAtDepth[depth] += 1 }
             speculation.drafter.observe(context: context, accepted: acceptedTokens, next: outcome.next)
-            guard open else { break }
+            guard open else {
+                // Accepted drafts past the end of output leave the cache, which then holds
+                // only returned tokens, as after plain decoding.
+                cache.truncate(to: min(cache.count, prompt.count + output.tokens.count))
+                break
+            }
             context += acceptedTokens + [outcome.next]
         }
         return statistics
