@@ -9,6 +9,12 @@ struct SpeculativeBenchmark {
     let rounds: Int
     let maxTokens = 160
     let budget: Int
+    /// "lookup" or "suffix".
+    let drafterName: String
+
+    func makeDrafter() -> any Drafter {
+        drafterName == "suffix" ? SuffixDrafter() : LookupDrafter()
+    }
 
     static let tasks: [(name: String, message: String)] = [
         ("repetitive", """
@@ -56,7 +62,7 @@ struct SpeculativeBenchmark {
                     let key = "\(task.name)/\(threads)"
                     let prompt = try engine.tokenizeChat(userMessage: task.message)
                     let plain = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: maxTokens))
-                    let options = GenerationOptions(maxTokens: maxTokens, speculation: SpeculationOptions(drafter: LookupDrafter(), budget: budget))
+                    let options = GenerationOptions(maxTokens: maxTokens, speculation: SpeculationOptions(drafter: makeDrafter(), budget: budget))
                     let speculative = try engine.generator.generate(promptTokens: prompt, options: options)
                     plainSpeed[key, default: []].append(Double(plain.tokenIds.count) / plain.timings.decodeSeconds)
                     specSpeed[key, default: []].append(Double(speculative.tokenIds.count) / speculative.timings.decodeSeconds)
@@ -76,8 +82,8 @@ struct SpeculativeBenchmark {
         }
     }
 
-    static func table(_ rows: [Row], budget: Int) -> String {
-        var lines = ["cpu: \(cpuModel())", "kernels: \(KernelPath.active), drafter: lookup, draft budget: \(budget)", "",
+    static func table(_ rows: [Row], budget: Int, drafter: String) -> String {
+        var lines = ["cpu: \(cpuModel())", "kernels: \(KernelPath.active), drafter: \(drafter), draft budget: \(budget)", "",
                      "task         threads  plain tok/s  speculative tok/s  speedup  tau   accepted  same tokens"]
         for row in rows {
             lines.append("\(row.task.padding(12)) \(String(row.threads).padding(8)) \(format(row.plain.median).padding(12)) " +

@@ -13,7 +13,7 @@ Benchmarks:
   verify-cost   Forward-pass time for 1 to 32 rows after a 512-token context, in
                 milliseconds and as a ratio to one row: what a speculative tree of that
                 many nodes costs to verify.
-  speculative   Greedy decoding with speculation off and on (lookup drafter) on a
+  speculative   Greedy decoding with speculation off and on (see --drafter) on a
                 repetitive code edit, a summary and open chat, in interleaved rounds:
                 tokens per second, speedup, tokens per step (tau) and whether both gave
                 the same tokens. Threads default to 2 and 1.
@@ -24,6 +24,7 @@ Options:
   --rounds N       Rounds per measurement (default 5).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Drafted tokens per step for speculative (default 3).
+  --drafter NAME   Drafter for speculative: lookup (default) or suffix.
   --json           Print one JSON object instead of a table.
 
 Each result prints the median and the spread (min..max) over the rounds, the CPU model,
@@ -41,6 +42,7 @@ struct BenchOptions {
     var rounds = 5
     var context = 512
     var draftBudget = 3
+    var drafter = "lookup"
     var json = false
 
     init(_ arguments: [String]) {
@@ -65,6 +67,9 @@ struct BenchOptions {
             case "--rounds": rounds = integer(1...100)
             case "--context": context = integer(1...8192)
             case "--draft-budget": draftBudget = integer(1...64)
+            case "--drafter":
+                drafter = value()
+                guard ["lookup", "suffix"].contains(drafter) else { fail("invalid value '\(drafter)' for --drafter: expected lookup or suffix") }
             case "--json": json = true
             case "--help", "-h": print(usage); exit(0)
             default: fail("unknown option '\(argument)'; see 'taildraft-bench --help'")
@@ -95,9 +100,9 @@ do {
         print(options.json ? report.json() : report.table())
     case "speculative":
         let benchmark = SpeculativeBenchmark(modelPath: modelPath, threadCounts: options.threadCounts ?? [2, 1],
-                                             rounds: options.rounds, budget: options.draftBudget)
+                                             rounds: options.rounds, budget: options.draftBudget, drafterName: options.drafter)
         let rows = try benchmark.run(progress: !options.json)
-        print(options.json ? SpeculativeBenchmark.json(rows) : SpeculativeBenchmark.table(rows, budget: options.draftBudget))
+        print(options.json ? SpeculativeBenchmark.json(rows) : SpeculativeBenchmark.table(rows, budget: options.draftBudget, drafter: options.drafter))
     default:
         fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost and speculative")
     }

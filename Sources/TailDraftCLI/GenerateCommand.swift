@@ -96,8 +96,10 @@ private func speculationOptions(_ args: Arguments) throws -> SpeculationOptions?
         return nil
     case "lookup":
         return SpeculationOptions(drafter: LookupDrafter(), budget: budget, maxDepth: depth)
+    case "suffix":
+        return SpeculationOptions(drafter: SuffixDrafter(), budget: budget, maxDepth: depth)
     case let other:
-        throw UsageError(description: "invalid value '\(other)' for --speculate: expected none or lookup")
+        throw UsageError(description: "invalid value '\(other)' for --speculate: expected none, lookup or suffix")
     }
 }
 

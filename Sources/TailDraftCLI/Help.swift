@@ -40,10 +40,12 @@ enum Help {
       --context N          KV cache size in tokens: prompt plus generated text, at most the
                            model's trained context (default: that context, at most 4096).
                            Memory: 46 KB per token for SmolLM2-135M.
-      --speculate MODE     Speculative decoding: none (default) or lookup, which drafts tokens
-                           that followed earlier occurrences of the newest tokens in the prompt
-                           and output. Output is unchanged: the same tokens when greedy, the
-                           same distribution when sampling. Speculation switches itself off
+      --speculate MODE     Speculative decoding: none (default); lookup, which drafts the
+                           tokens that followed the latest earlier occurrence of the newest
+                           tokens in the prompt and output; or suffix, which drafts a tree of
+                           the most frequent continuations of the longest repeated suffix.
+                           Output is unchanged: the same tokens when greedy, the same
+                           distribution when sampling. Speculation switches itself off
                            while drafts are rarely accepted, and back on when they match.
       --draft-budget N     Most drafted tokens verified per step (default 3, 1...64). With
                            the newest token that makes 4 rows per verification pass, which

@@ -207,3 +207,42 @@ import Testing
         }
     }
 }
+
+@Suite(.serialized) struct SuffixDrafterTests {
+    @Test func treeFollowsFrequentContinuations() {
+        let drafter = SuffixDrafter()
+        // "1 2 3" is followed by 4 twice and by 5 once; the newest tokens are "1 2 3".
+        let context: [Int32] = [1, 2, 3, 4, 9, 1, 2, 3, 4, 8, 1, 2, 3, 5, 7, 1, 2, 3]
+        let tree = drafter.propose(context: context, budget: 3, maxDepth: 4)
+        #expect(tree.checkInvariants() == nil)
+        let rootChildren = tree.children(of: 0).map { tree.tokens[$0] }
+        #expect(rootChildren.first == 4, "the most frequent continuation comes first: \(rootChildren)")
+        #expect(rootChildren.contains(5))
+        #expect(tree.draftedCount == 3)
+        let four = tree.children(of: 0).first!
+        #expect(abs(tree.drafterProbabilities[four] - 2.0 / 3.0) < 1e-12)
+    }
+
+    @Test func historyOfEarlierGenerationsIsUsed() {
+        let drafter = SuffixDrafter()
+        _ = drafter.propose(context: [10, 11, 12, 13, 14, 15], budget: 4, maxDepth: 4)
+        // A new generation that does not extend the previous context archives it.
+        let tree = drafter.propose(context: [20, 21, 11, 12], budget: 3, maxDepth: 4)
+        #expect(Array(tree.tokens.dropFirst()) == [13, 14, 15])
+    }
+
+    @Test(arguments: SpeculativeDecodingTests.prompts.prefix(4))
+    func suffixEqualsPlainGreedy(_ text: String) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt(text)
+            let reference = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 64))
+            let drafter = SuffixDrafter()
+            for _ in 0..<2 {
+                let options = GenerationOptions(maxTokens: 64, speculation: SpeculationOptions(drafter: drafter, budget: 6, adaptive: false))
+                let result = try engine.generator.generate(promptTokens: prompt, options: options)
+                #expect(result.tokenIds == reference.tokenIds)
+            }
+        }
+    }
+}
