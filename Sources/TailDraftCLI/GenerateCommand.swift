@@ -98,8 +98,10 @@ private func speculationOptions(_ args: Arguments) throws -> SpeculationOptions?
         return SpeculationOptions(drafter: LookupDrafter(), budget: budget, maxDepth: depth)
     case "suffix":
         return SpeculationOptions(drafter: SuffixDrafter(), budget: budget, maxDepth: depth)
+    case "auto":
+        return SpeculationOptions(drafter: AutoDrafter(), budget: budget, maxDepth: depth)
     case let other:
-        throw UsageError(description: "invalid value '\(other)' for --speculate: expected none, lookup or suffix")
+        throw UsageError(description: "invalid value '\(other)' for --speculate: expected none, lookup, suffix or auto")
     }
 }
 

@@ -42,8 +42,9 @@ enum Help {
                            Memory: 46 KB per token for SmolLM2-135M.
       --speculate MODE     Speculative decoding: none (default); lookup, which drafts the
                            tokens that followed the latest earlier occurrence of the newest
-                           tokens in the prompt and output; or suffix, which drafts a tree of
-                           the most frequent continuations of the longest repeated suffix.
+                           tokens in the prompt and output; suffix, which drafts a tree of
+                           the most frequent continuations of the longest repeated suffix; or
+                           auto, which uses whichever of the two recent steps accepted more.
                            Output is unchanged: the same tokens when greedy, the same
                            distribution when sampling. Speculation switches itself off
                            while drafts are rarely accepted, and back on when they match.

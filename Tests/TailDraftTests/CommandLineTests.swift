@@ -196,6 +196,6 @@ import Testing
     @Test func unknownModeIsRejected() throws {
         let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--speculate", "magic"])
         #expect(run.status == 2)
-        #expect(run.standardError.contains("'magic' for --speculate: expected none, lookup or suffix"))
+        #expect(run.standardError.contains("'magic' for --speculate: expected none, lookup, suffix or auto"))
     }
 }

@@ -246,3 +246,21 @@ import Testing
         }
     }
 }
+
+@Suite(.serialized) struct AutoDrafterTests {
+    @Test func prefersTheDrafterThatIsAccepted() throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt("Hello, my name is")
+            let reference = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 64))
+            let vocabulary = engine.model.config.vocabularySize
+            let wrong = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: vocabulary, corrupt: true)
+            let right = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: vocabulary)
+            let auto = AutoDrafter(drafters: [wrong, right], exploreEvery: 8)
+            let options = GenerationOptions(maxTokens: 64, speculation: SpeculationOptions(drafter: auto, budget: 3, adaptive: false))
+            let result = try engine.generator.generate(promptTokens: prompt, options: options)
+            #expect(result.tokenIds == reference.tokenIds)
+            #expect(auto.uses[1] > 3 * auto.uses[0], "uses: \(auto.uses)")
+        }
+    }
+}
