@@ -6,6 +6,7 @@ MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 # force `swift test` to rebuild its debug products (and the other way round).
 RELEASE_FLAGS := -c release --scratch-path .build-release
 DEMO_PROMPT := Write a short poem about a cat who learns to read.
+SPECULATE_PROMPT := Summarize in two sentences: The city library reopened on Monday after a two-year renovation. It now has a larger children's section, a quiet reading room and a cafe, and it stays open until nine in the evening on weekdays.
 
 .PHONY: demo test deps model build bench clean help
 
@@ -34,6 +35,10 @@ demo: deps model build
 	@echo "== taildraft generate --chat (prompt: $(DEMO_PROMPT))"
 	@$$(swift build $(RELEASE_FLAGS) --show-bin-path)/taildraft generate --model $(MODEL) --chat \
 		--prompt "$(DEMO_PROMPT)" --max-tokens 200 --seed 42
+	@echo
+	@echo "== taildraft generate --speculate auto (greedy; same tokens as without speculation)"
+	@$$(swift build $(RELEASE_FLAGS) --show-bin-path)/taildraft generate --model $(MODEL) --chat \
+		--prompt "$(SPECULATE_PROMPT)" --max-tokens 120 --temperature 0 --speculate auto
 
 test: deps model
 	swift test

@@ -9,7 +9,7 @@ import Testing
     static let seeds = 2_000
     static let positions = 3
 
-    /// The 0.999 quantile of chi-square with `df` degrees of freedom (Wilson-Hilferty).
+    /// Returns the 0.999 quantile of chi-square with `df` degrees of freedom (Wilson-Hilferty).
     static func chiSquareLimit(df: Int) -> Double {
         let k = Double(df), z = 3.09
         let term = 1 - 2 / (9 * k) + z * (2 / (9 * k)).squareRoot()

@@ -1,7 +1,7 @@
 /// A drafter that replays a recorded token sequence: the oracle of speculative decoding
 /// tests, and with `corrupt` an adversary.
 ///
-/// `recording` holds a prompt and a plain-decoding continuation of it. When the context is a
+/// `recording` contains a prompt and a plain-decoding continuation of it. When the context is a
 /// prefix of the recording, the drafter proposes the recorded continuation as a chain, or as
 /// a tree where a wrong sibling precedes each true token (`wrongFirst`). `corrupt` makes
 /// every drafted token wrong (the recorded token + 1), so nothing is ever accepted.
