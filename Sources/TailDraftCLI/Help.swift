@@ -55,8 +55,6 @@ enum Help {
       --threads N          CPU threads for the kernels (default: the number of cores).
                            Output does not depend on it.
 
-    Environment: TAILDRAFT_ISA=scalar|avx2|avx512 forces a kernel path (default: the best
-    one this CPU supports).
       --json               Print one JSON object instead of streaming text: prompt_token_ids,
                            token_ids, text, finish_reason ("stop" or "length"), timings, and
                            with --speculate a speculation object (steps, drafted, accepted,
@@ -65,6 +63,9 @@ enum Help {
       --help               Show this text.
 
     Sampling filters apply in llama.cpp's order: top-k, top-p, min-p, then temperature.
+
+    Environment: TAILDRAFT_ISA=scalar|avx2|avx512 forces a kernel path (default: the best
+    one this CPU supports).
     """
 
     static let tokenize = """
