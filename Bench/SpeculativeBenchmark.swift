@@ -62,7 +62,9 @@ struct SpeculativeBenchmark {
                     let key = "\(task.name)/\(threads)"
                     let prompt = try engine.tokenizeChat(userMessage: task.message)
                     let plain = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: maxTokens))
-                    let options = GenerationOptions(maxTokens: maxTokens, speculation: SpeculationOptions(drafter: makeDrafter(), budget: budget))
+                    let cost = try VerificationCost.cached(model: engine.model, modelPath: modelPath, maxRows: budget + 1)
+                    let speculation = SpeculationOptions(drafter: makeDrafter(), budget: budget, cost: cost)
+                    let options = GenerationOptions(maxTokens: maxTokens, speculation: speculation)
                     let speculative = try engine.generator.generate(promptTokens: prompt, options: options)
                     plainSpeed[key, default: []].append(Double(plain.tokenIds.count) / plain.timings.decodeSeconds)
                     specSpeed[key, default: []].append(Double(speculative.tokenIds.count) / speculative.timings.decodeSeconds)

@@ -23,7 +23,7 @@ Options:
   --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
   --rounds N       Rounds per measurement (default 5).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
-  --draft-budget N Drafted tokens per step for speculative (default 3).
+  --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default) or suffix.
   --json           Print one JSON object instead of a table.
 

@@ -27,7 +27,11 @@ enum GenerateCommand {
 
         let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: context)
         let promptTokens = args.flag("chat") ? try engine.tokenizeChat(userMessage: prompt) : engine.tokenizePrompt(prompt)
-        let speculation = try speculationOptions(args)
+        var speculation = try speculationOptions(args)
+        if let budget = speculation?.budget {
+            // Measured once per model, kernel path and thread count, then read from the cache.
+            speculation?.cost = try VerificationCost.cached(model: engine.model, modelPath: modelPath, maxRows: budget + 1)
+        }
         let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, speculation: speculation)
 
         // Long prompts take seconds to prefill: report each chunk on standard error.

@@ -48,9 +48,12 @@ enum Help {
                            Output is unchanged: the same tokens when greedy, the same
                            distribution when sampling. Speculation switches itself off
                            while drafts are rarely accepted, and back on when they match.
-      --draft-budget N     Most drafted tokens verified per step (default 3, 1...64). With
-                           the newest token that makes 4 rows per verification pass, which
-                           the batch kernels handle at about twice the cost of one row.
+      --draft-budget N     Most drafted tokens verified per step (default 3, 1...64). Each
+                           step drafts as many of them as recent acceptance and the measured
+                           cost of verifying that many rows make worthwhile, and none when
+                           drafting does not pay. The cost is measured once per model,
+                           kernel path and thread count (well under a second) and kept in
+                           $XDG_CACHE_HOME/taildraft or ~/.cache/taildraft.
       --draft-depth N      Most drafted tokens in a row after the newest one (default 8, 1...64).
       --threads N          CPU threads for the kernels (default: the number of cores).
                            Output does not depend on it.

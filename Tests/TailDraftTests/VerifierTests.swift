@@ -117,25 +117,48 @@ import Darwin
 }
 
 @Suite struct SpeculationGateTests {
+    static let cost = VerificationCost(relative: [1, 1.4, 1.9, 1.9])
+
     @Test func rejectedStepsSwitchOffAndMatchingShadowsSwitchOn() {
-        var gate = SpeculationGate(budget: 3)
-        #expect(gate.isOn, "speculation starts on")
-        for _ in 0..<8 { gate.record(accepted: 0) }
-        #expect(!gate.isOn)
+        var gate = SpeculationGate(maxBudget: 3, cost: Self.cost)
+        #expect(gate.budget == 3, "speculation starts with the full budget")
+        for _ in 0..<12 { gate.record(depth: 3, accepted: 0) }
+        #expect(gate.budget == 0)
 
         // While off, chains drafted before each plain token are scored against it.
-        let tokens: [Int32] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+        let tokens: [Int32] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
         for (index, token) in tokens.enumerated() {
             gate.shadow(Array(tokens[index..<min(tokens.count, index + 3)]))
             gate.observe(token: token)
         }
-        #expect(gate.isOn, "drafts that would have been accepted switch speculation back on")
+        #expect(gate.budget == 3, "drafts that would have been accepted switch speculation back on")
+    }
+
+    /// With one row extra costing 0.4 and two more costing 0.5 together, a first draft that is
+    /// accepted half the time pays alone, but not with weak second and third drafts.
+    @Test func budgetFollowsCostAndAcceptanceByDepth() {
+        var gate = SpeculationGate(maxBudget: 3, cost: Self.cost)
+        for step in 0..<40 { gate.record(depth: 3, accepted: step % 2 == 0 ? 1 : 0) }
+        #expect(gate.budget == 1)
+        for _ in 0..<40 { gate.record(depth: 3, accepted: 3) }
+        #expect(gate.budget == 3)
     }
 
     @Test func emptyShadowCountsAsNothingAccepted() {
-        var gate = SpeculationGate(budget: 3)
+        var gate = SpeculationGate(maxBudget: 3, cost: Self.cost)
         for _ in 0..<20 { gate.shadow([]) }
-        #expect(!gate.isOn)
-        #expect(gate.expectedAccepted < 0.01)
+        #expect(gate.budget == 0)
+    }
+
+    @Test func costTableExtendsLinearly() {
+        #expect(Self.cost.cost(rows: 1) == 1)
+        #expect(Self.cost.cost(rows: 4) == 1.9)
+        #expect(Self.cost.cost(rows: 6) == 1.9)
+        let rising = VerificationCost(relative: [1, 1.5, 2])
+        #expect(rising.cost(rows: 5) == 3.0)
+        let estimated = VerificationCost.estimated(maxRows: 4).relative
+        for (index, expected) in [1, 1.33, 1.66, 1.99].enumerated() {
+            #expect(abs(estimated[index] - expected) < 1e-12)
+        }
     }
 }

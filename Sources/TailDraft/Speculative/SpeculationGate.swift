@@ -1,42 +1,65 @@
-/// Switches speculation off when drafts are not accepted often enough to pay for their
-/// verification, and back on when they would.
+/// Sizes each speculative step from measured acceptance and verification cost, down to no
+/// draft at all when drafting does not pay.
 ///
-/// The gate keeps a moving average of accepted drafted tokens per step. While speculation is
-/// on, verified steps feed it. While it is off, the decoder still asks the drafter for a
-/// chain each step (drafting costs microseconds) and `observe(token:)` scores those chains
-/// against the tokens that plain decoding produces, so the gate notices when drafts would be
-/// accepted again. Decisions depend only on tokens, never on timing, so a seeded sampled run
-/// is reproducible.
+/// The gate keeps, for each depth d, a moving average of how often the accepted path reached
+/// depth d when a draft of that depth was verified. A step with budget b is expected to
+/// commit 1 + a(1) + ... + a(b) tokens for cost(b + 1) single-row passes, and the gate picks
+/// the b in 0...maxBudget with the best ratio (b = 0 is a plain step). While the budget is 0
+/// the decoder still drafts a chain each step (drafting costs microseconds), and
+/// `observe(token:)` scores those chains against the tokens plain decoding produces, so the
+/// gate notices when drafts would be accepted again. Decisions depend only on tokens and the
+/// cost table, never on timing during generation, so a seeded sampled run is reproducible
+/// for a given cost table.
 struct SpeculationGate {
-    /// Accepted drafted tokens per step needed for speculation to pay.
-    let threshold: Double
-    /// Weight of the newest step in the moving average.
+    let cost: VerificationCost
+    let maxBudget: Int
+    /// Weight of the newest step in each moving average.
     let smoothing = 0.25
-    private(set) var expectedAccepted: Double
-    /// Chains drafted while off, with how many of their tokens matched so far.
+    /// `acceptedAtLeast[d - 1]`: estimated probability that the accepted path reaches depth d.
+    private(set) var acceptedAtLeast: [Double]
+    /// Chains drafted while no draft is verified, with how many of their tokens matched so far.
     private var shadows: [(chain: [Int32], matched: Int)] = []
 
-    /// A gate for trees of `budget` drafted tokens. A verification pass of n rows is taken to
-    /// cost 1 + 0.33 (n - 1) single-row passes, so a step pays when it accepts more than
-    /// 0.33 budget drafts.
-    /// NOTE: 0.33 per extra row is an estimate from `taildraft-bench verify-cost` with the
-    /// AVX-512 kernels at up to 4 rows. The curve is not yet measured at start-up.
-    init(budget: Int) {
-        threshold = 0.33 * Double(budget)
-        expectedAccepted = threshold + 1
+    /// Starts optimistic (every depth accepted), so speculation is tried first.
+    init(maxBudget: Int, cost: VerificationCost) {
+        self.maxBudget = maxBudget
+        self.cost = cost
+        acceptedAtLeast = Array(repeating: 1, count: max(0, maxBudget))
     }
 
-    var isOn: Bool { expectedAccepted >= threshold }
-
-    /// Records a verified step that accepted `accepted` drafted tokens.
-    mutating func record(accepted: Int) {
-        expectedAccepted += smoothing * (Double(accepted) - expectedAccepted)
+    /// The budget with the most expected committed tokens per unit of verification cost.
+    var budget: Int {
+        var best = 0
+        var bestRate = 1.0
+        var expected = 1.0
+        // Reaching depth d needs depth d - 1, so an estimate never exceeds the one above it;
+        // this also keeps depths that drafts rarely reach from staying at their optimistic start.
+        var reach = 1.0
+        for b in stride(from: 1, through: maxBudget, by: 1) {
+            reach = min(reach, acceptedAtLeast[b - 1])
+            expected += reach
+            let rate = expected / cost.cost(rows: b + 1)
+            if rate > bestRate {
+                best = b
+                bestRate = rate
+            }
+        }
+        return best
     }
 
-    /// Remembers a chain drafted while speculation is off, to be scored by later tokens.
+    /// Records a verified draft of `depth` levels whose accepted path had `accepted` tokens.
+    mutating func record(depth: Int, accepted: Int) {
+        for d in stride(from: 1, through: min(depth, maxBudget), by: 1) {
+            let reached = accepted >= d ? 1.0 : 0.0
+            acceptedAtLeast[d - 1] += smoothing * (reached - acceptedAtLeast[d - 1])
+        }
+    }
+
+    /// Remembers a chain drafted while no draft is verified, to be scored by later tokens.
     mutating func shadow(_ chain: [Int32]) {
         guard !chain.isEmpty else {
-            record(accepted: 0)
+            // No draft at all: nothing would have been accepted at any depth.
+            record(depth: maxBudget, accepted: 0)
             return
         }
         shadows.append((chain, 0))
@@ -53,7 +76,7 @@ struct SpeculationGate {
                     continue
                 }
             }
-            record(accepted: shadow.matched)
+            record(depth: shadow.chain.count, accepted: shadow.matched)
         }
         shadows = remaining
     }

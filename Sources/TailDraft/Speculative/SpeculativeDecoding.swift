@@ -12,7 +12,8 @@ extension Generator {
         let first = sampler.sample(logits)
         guard output.emit(first) else { return statistics }
         var context = prompt + [first]
-        var gate = SpeculationGate(budget: speculation.budget)
+        var gate = SpeculationGate(maxBudget: speculation.budget,
+                                   cost: speculation.cost ?? .estimated(maxRows: speculation.budget + 1))
 
         while cache.count < contextLength {
             // Draft, clamped so every node's position and KV slot stays inside the context.
@@ -22,9 +23,11 @@ extension Generator {
             let draftStart = Self.now()
             var tree = speculation.drafter.propose(
                 context: context, budget: min(speculation.budget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
-            tree.truncate(toNodes: min(tree.count, room, speculation.budget + 1))
-            let speculating = speculation.adaptive ? gate.isOn : true
-            if !speculating {
+            let budget = speculation.adaptive ? gate.budget : speculation.budget
+            let speculating = budget > 0
+            if speculating {
+                tree.truncate(toNodes: min(tree.count, room, budget + 1))
+            } else {
                 gate.shadow(Self.firstChain(of: tree))
                 tree.truncate(toNodes: 1)
             }
@@ -55,7 +58,7 @@ extension Generator {
             }
             let acceptedUsed = min(acceptedTokens.count, consumed)
             if speculating {
-                gate.record(accepted: outcome.acceptedNodes.count)
+                gate.record(depth: tree.maxDepth, accepted: outcome.acceptedNodes.count)
             } else {
                 gate.observe(token: outcome.next)
                 statistics.gatedSteps += 1

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The cost of verifying n rows in one forward pass, relative to a single-row pass: what a
+/// draft tree of n - 1 nodes costs on this machine.
+public struct VerificationCost: Sendable, Equatable {
+    /// `relative[n - 1]`: time for n rows over time for one row; `relative[0]` is 1.
+    public let relative: [Double]
+
+    public init(relative: [Double]) {
+        precondition(!relative.isEmpty && relative[0] == 1, "relative costs start with 1 for one row")
+        self.relative = relative
+    }
+
+    /// An estimate for when nothing was measured: each extra row costs a third of a pass, as
+    /// `taildraft-bench verify-cost` showed for up to 4 rows with the AVX-512 kernels.
+    public static func estimated(maxRows: Int) -> VerificationCost {
+        VerificationCost(relative: (1...max(1, maxRows)).map { 1 + 0.33 * Double($0 - 1) })
+    }
+
+    /// Returns the relative cost of `rows` rows, extending the table linearly past its end.
+    public func cost(rows: Int) -> Double {
+        if rows <= relative.count { return relative[max(0, rows - 1)] }
+        let last = relative[relative.count - 1]
+        let step = relative.count > 1 ? max(0, last - relative[relative.count - 2]) : 0.33
+        return last + step * Double(rows - relative.count)
+    }
+
+    /// Measures forward time for 1...maxRows rows after `context` tokens of a scratch cache:
+    /// the median of `repeats` passes each. Costs about maxRows x repeats forward passes.
+    public static func measure(model: Transformer, maxRows: Int = 8, context: Int = 64, repeats: Int = 3) throws -> VerificationCost {
+        let cache = KVCache(config: model.config, capacity: context + maxRows)
+        let tokens = (0..<(context + maxRows)).map { Int32(($0 * 7919) % model.config.vocabularySize) }
+        _ = try model.forward(.causal(tokens: Array(tokens.prefix(context)), startPosition: 0, logitRows: []), caches: [cache])
+        var medians: [Double] = []
+        for rows in 1...maxRows {
+            var samples: [Double] = []
+            for _ in 0..<repeats {
+                let start = Generator.now()
+                _ = try model.forward(.causal(tokens: Array(tokens[context..<(context + rows)]), startPosition: context), caches: [cache])
+                samples.append(Generator.now() - start)
+                cache.truncate(to: context)
+            }
+            medians.append(samples.sorted()[samples.count / 2])
+        }
+        return VerificationCost(relative: medians.map { $0 / medians[0] })
+    }
+
+    /// Loads the costs measured earlier for this model file, kernel path and thread count
+    /// from the user's cache folder, or measures and stores them. Measuring takes well under
+    /// a second for small models; a cache that cannot be written is skipped.
+    public static func cached(model: Transformer, modelPath: String, maxRows: Int = 8) throws -> VerificationCost {
+        let key = "verify-cost-\(model.weights.file.fileSize)-\(model.weights.file.tensors.count)-\(KernelPath.active)-\(model.threads)t-\(maxRows)r.txt"
+        let folder = cacheFolder()
+        let path = folder.map { $0 + "/" + key }
+        if let path, let text = readFile(path) {
+            let values = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+            if values.count == maxRows, values.first == 1, values.allSatisfy({ $0.isFinite && $0 > 0 }) {
+                return VerificationCost(relative: values)
+            }
+        }
+        let measured = try measure(model: model, maxRows: maxRows)
+        if let folder, let path {
+            mkdir(folder, 0o755)
+            writeFile(path, measured.relative.map { String($0) }.joined(separator: " ") + "\n")
+        }
+        return measured
+    }
+
+    /// $XDG_CACHE_HOME/taildraft or $HOME/.cache/taildraft, created one level at a time.
+    private static func cacheFolder() -> String? {
+        if let xdg = getenv("XDG_CACHE_HOME").map({ String(cString: $0) }), !xdg.isEmpty {
+            return xdg + "/taildraft"
+        }
+        guard let home = getenv("HOME").map({ String(cString: $0) }), !home.isEmpty else { return nil }
+        mkdir(home + "/.cache", 0o755)
+        return home + "/.cache/taildraft"
+    }
+
+    private static func readFile(_ path: String) -> String? {
+        guard let handle = fopen(path, "r") else { return nil }
+        defer { fclose(handle) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, handle)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func writeFile(_ path: String, _ text: String) {
+        guard let handle = fopen(path, "w") else { return }
+        defer { fclose(handle) }
+        let bytes = Array(text.utf8)
+        _ = fwrite(bytes, 1, bytes.count, handle)
+    }
+}
