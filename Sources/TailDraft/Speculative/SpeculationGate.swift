@@ -32,8 +32,8 @@ struct SpeculationGate {
         var best = 0
         var bestRate = 1.0
         var expected = 1.0
-        // Reaching depth d needs depth d - 1, so an estimate never exceeds the one above it;
-        // this also keeps depths that drafts rarely reach from staying at their optimistic start.
+        // Reaching depth d needs depth d - 1, so an estimate never exceeds the one above it.
+        // This also keeps depths that drafts rarely reach from staying at their optimistic start.
         var reach = 1.0
         for b in stride(from: 1, through: maxBudget, by: 1) {
             reach = min(reach, acceptedAtLeast[b - 1])

@@ -15,8 +15,8 @@ public struct VerificationCost: Sendable, Equatable {
         self.relative = relative
     }
 
-    /// An estimate for when nothing was measured: each extra row costs a third of a pass, as
-    /// `taildraft-bench verify-cost` showed for up to 4 rows with the AVX-512 kernels.
+    /// Returns an estimate for when nothing was measured: each extra row costs a third of a
+    /// pass, as `taildraft-bench verify-cost` showed for up to 4 rows with the AVX-512 kernels.
     public static func estimated(maxRows: Int) -> VerificationCost {
         VerificationCost(relative: (1...max(1, maxRows)).map { 1 + 0.33 * Double($0 - 1) })
     }
