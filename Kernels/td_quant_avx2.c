@@ -53,30 +53,89 @@ TD_AVX2 float td_dot_q4_0_avx2(const void *w, const td_block_q8_act *x, int64_t 
     return hsum8(acc);
 }
 
+/* Q4_1 block step shared by the one-row, four-weight-row and four-activation-row kernels,
+ * so each (weight row, activation row) pair runs the same instructions in the same order
+ * and gets bitwise the same result whichever kernel computed it. */
+static inline TD_AVX2 void q4_1_block(__m256 *acc, float *offsets, __m256i q, float d, float m, const td_block_q8_act *x) {
+    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256 scale = _mm256_set1_ps(d * x->d);
+    *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_u8_i8(q, y)), *acc);
+    *offsets += m * x->s;
+}
+
 TD_AVX2 float td_dot_q4_1_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
     __m256 acc = _mm256_setzero_ps();
     float offsets = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
-        const __m256i q = unpack_nibbles(blk[b].qs);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256 scale = _mm256_set1_ps(half_to_float(blk[b].d) * x[b].d);
-        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_u8_i8(q, y)), acc);
-        offsets += half_to_float(blk[b].m) * x[b].s;
+        q4_1_block(&acc, &offsets, unpack_nibbles(blk[b].qs), half_to_float(blk[b].d), half_to_float(blk[b].m), x + b);
     }
     return hsum8(acc) + offsets;
+}
+
+/* Four consecutive Q4_1 weight rows against one activation row, in lockstep. */
+TD_AVX2 void td_dot4_q4_1_avx2(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out) {
+    const td_block_q4_1 *rows[4];
+    __m256 acc[4];
+    float offsets[4];
+    for (int k = 0; k < 4; k++) {
+        rows[k] = (const td_block_q4_1 *)((const char *)w + k * row_bytes);
+        acc[k] = _mm256_setzero_ps();
+        offsets[k] = 0.0f;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        for (int k = 0; k < 4; k++) {
+            const td_block_q4_1 *blk = rows[k] + b;
+            q4_1_block(&acc[k], &offsets[k], unpack_nibbles(blk->qs), half_to_float(blk->d), half_to_float(blk->m), x + b);
+        }
+    }
+    for (int k = 0; k < 4; k++) out[k] = hsum8(acc[k]) + offsets[k];
+}
+
+/* One Q4_1 weight row against four activation rows (x_stride blocks apart): each block is
+ * unpacked once for all four. */
+TD_AVX2 void td_dot_q4_1_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
+    const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
+    __m256 acc[4];
+    float offsets[4];
+    for (int k = 0; k < 4; k++) {
+        acc[k] = _mm256_setzero_ps();
+        offsets[k] = 0.0f;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = unpack_nibbles(blk[b].qs);
+        const float d = half_to_float(blk[b].d), m = half_to_float(blk[b].m);
+        for (int k = 0; k < 4; k++) q4_1_block(&acc[k], &offsets[k], q, d, m, x + k * x_stride + b);
+    }
+    for (int k = 0; k < 4; k++) out[k] = hsum8(acc[k]) + offsets[k];
+}
+
+static inline TD_AVX2 __m256 q8_0_block(__m256 acc, __m256i q, float d, const td_block_q8_act *x) {
+    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256 scale = _mm256_set1_ps(d * x->d);
+    return _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
 }
 
 TD_AVX2 float td_dot_q8_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256 scale = _mm256_set1_ps(half_to_float(blk[b].d) * x[b].d);
-        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = q8_0_block(acc, _mm256_loadu_si256((const __m256i *)blk[b].qs), half_to_float(blk[b].d), x + b);
     }
     return hsum8(acc);
+}
+
+/* One Q8_0 weight row against four activation rows (x_stride blocks apart). */
+TD_AVX2 void td_dot_q8_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
+    const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
+    __m256 acc[4];
+    for (int k = 0; k < 4; k++) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
+        const float d = half_to_float(blk[b].d);
+        for (int k = 0; k < 4; k++) acc[k] = q8_0_block(acc[k], q, d, x + k * x_stride + b);
+    }
+    for (int k = 0; k < 4; k++) out[k] = hsum8(acc[k]);
 }
 
 /* Float dot products: 8 lanes, elements in order within each lane, scalar tail last. */
