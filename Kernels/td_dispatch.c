@@ -12,7 +12,7 @@ static const td_kernel_table scalar_table = {
 #if defined(__x86_64__)
 static const td_kernel_table avx2_table = {
     td_dot_q4_0_avx2, td_dot_q4_1_avx2, td_dot_q8_0_avx2, NULL, td_dot4_q4_1_avx2, NULL,
-    NULL, td_dot_q4_1_x4_avx2, td_dot_q8_0_x4_avx2,
+    td_dot_q4_0_x4_avx2, td_dot_q4_1_x4_avx2, td_dot_q8_0_x4_avx2,
     td_dot_f32_avx2, td_dot_f16_avx2, td_dot_bf16_avx2,
     td_attend_avx2, 8,
 };
@@ -20,7 +20,7 @@ static const td_kernel_table avx2_table = {
 /* Float-typed weights gain little from 512-bit registers here, so F16 and BF16 reuse AVX2. */
 static const td_kernel_table avx512_table = {
     td_dot_q4_0_avx512, td_dot_q4_1_avx512, td_dot_q8_0_avx512, NULL, td_dot4_q4_1_avx512, NULL,
-    NULL, td_dot_q4_1_x4_avx512, td_dot_q8_0_x4_avx512,
+    td_dot_q4_0_x4_avx512, td_dot_q4_1_x4_avx512, td_dot_q8_0_x4_avx512,
     td_dot_f32_avx512, td_dot_f16_avx2, td_dot_bf16_avx2,
     td_attend_avx2, 8,
 };

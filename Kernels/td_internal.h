@@ -69,6 +69,7 @@ float td_dot_bf16_avx2(const void *w, const float *x, int64_t n);
 void td_dot4_q4_1_avx2(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
 void td_dot_q4_1_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 void td_dot_q8_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_dot_q4_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 void td_attend_avx2(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
                     int kv_offset, int head_dim, const int32_t *slots, int n_slots,
                     float *scores, float *out);
@@ -80,6 +81,7 @@ float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
 void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 void td_dot_q8_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_dot_q4_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 float td_dot_f32_avx512(const void *w, const float *x, int64_t n);
 
 #endif

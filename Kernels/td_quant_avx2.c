@@ -41,17 +41,6 @@ static inline TD_AVX2 __m256i dot_u8_i8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-TD_AVX2 float td_dot_q4_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
-    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const __m256i q = _mm256_sub_epi8(unpack_nibbles(blk[b].qs), _mm256_set1_epi8(8));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256 scale = _mm256_set1_ps(half_to_float(blk[b].d) * x[b].d);
-        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
-    }
-    return hsum8(acc);
-}
 
 /* Q4_1 block step shared by the one-row, four-weight-row and four-activation-row kernels,
  * so each (weight row, activation row) pair runs the same instructions in the same order
@@ -175,5 +164,28 @@ TD_AVX2 float td_dot_bf16_avx2(const void *w, const float *x, int64_t n) {
     float sum = hsum8(acc);
     for (; i < n; i++) sum += td_bf16_to_fp32(wh[i]) * x[i];
     return sum;
+}
+/* Q4_0 reuses the Q8_0 block step once its nibbles are shifted to -8..7. */
+TD_AVX2 float td_dot_q4_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = _mm256_sub_epi8(unpack_nibbles(blk[b].qs), _mm256_set1_epi8(8));
+        acc = q8_0_block(acc, q, half_to_float(blk[b].d), x + b);
+    }
+    return hsum8(acc);
+}
+
+/* One Q4_0 weight row against four activation rows (x_stride blocks apart). */
+TD_AVX2 void td_dot_q4_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
+    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
+    __m256 acc[4];
+    for (int k = 0; k < 4; k++) acc[k] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = _mm256_sub_epi8(unpack_nibbles(blk[b].qs), _mm256_set1_epi8(8));
+        const float d = half_to_float(blk[b].d);
+        for (int k = 0; k < 4; k++) acc[k] = q8_0_block(acc[k], q, d, x + k * x_stride + b);
+    }
+    for (int k = 0; k < 4; k++) out[k] = hsum8(acc[k]);
 }
 #endif

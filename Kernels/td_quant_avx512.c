@@ -69,25 +69,6 @@ static inline TD_AVX512 __m512 widen(__m256 v) {
     return _mm512_insertf32x8(_mm512_setzero_ps(), v, 0);
 }
 
-TD_AVX512 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
-    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
-    __m512 acc = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const __m512i q = _mm512_sub_epi8(unpack_nibbles2(blk[b].qs, blk[b + 1].qs), _mm512_set1_epi8(8));
-        const __m512 s = scales2(half_to_float(blk[b].d) * x[b].d, half_to_float(blk[b + 1].d) * x[b + 1].d);
-        acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x + b))), acc);
-    }
-    if (b < nb) {
-        const __m128i p = _mm_loadu_si128((const __m128i *)blk[b].qs);
-        const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
-        const __m256i q = _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk[b].d) * x[b].d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
-        acc = _mm512_add_ps(acc, widen(v));
-    }
-    return hsum16(acc);
-}
 
 /* Q4_1 row state: the running sums of one weight row against one activation row. The
  * one-row and four-row kernels apply the same steps to it in the same order, so a row's
@@ -233,5 +214,47 @@ TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
     float sum = hsum16(acc);
     for (; i < n; i++) sum += wf[i] * x[i];
     return sum;
+}
+/* Q4_0 reuses the Q8_0 block-pair step once its nibbles are unpacked and shifted to -8..7,
+ * so the one-row and four-activation-row kernels share every floating-point operation. */
+static inline TD_AVX512 __m512i load_q4_0_pair(const td_block_q4_0 *blk) {
+    return _mm512_sub_epi8(unpack_nibbles2(blk[0].qs, blk[1].qs), _mm512_set1_epi8(8));
+}
+
+static inline TD_AVX512 float q4_0_finish(__m512 acc, const td_block_q4_0 *blk, const td_block_q8_act *x, int odd) {
+    if (odd) {
+        const __m128i p = _mm_loadu_si128((const __m128i *)blk->qs);
+        const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
+        const __m256i q = _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk->d) * x->d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
+        acc = _mm512_add_ps(acc, widen(v));
+    }
+    return hsum16(acc);
+}
+
+TD_AVX512 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
+    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        acc = q8_0_pair(acc, load_q4_0_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
+    }
+    return q4_0_finish(acc, blk + b, x + b, b < nb);
+}
+
+/* One Q4_0 weight row against four activation rows (x_stride blocks apart). */
+TD_AVX512 void td_dot_q4_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
+    const td_block_q4_0 *blk = (const td_block_q4_0 *)w;
+    __m512 acc[4];
+    for (int k = 0; k < 4; k++) acc[k] = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+        const __m512i q = load_q4_0_pair(blk + b);
+        const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
+        for (int k = 0; k < 4; k++) acc[k] = q8_0_pair(acc[k], q, d0, d1, x + k * x_stride + b);
+    }
+    for (int k = 0; k < 4; k++) out[k] = q4_0_finish(acc[k], blk + b, x + k * x_stride + b, b < nb);
 }
 #endif
