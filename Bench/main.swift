@@ -13,6 +13,10 @@ Benchmarks:
   verify-cost   Forward-pass time for 1 to 32 rows after a 512-token context, in
                 milliseconds and as a ratio to one row: what a speculative tree of that
                 many nodes costs to verify.
+  kernels       The machine's memory read bandwidth and int8 peak, then each quantized
+                matrix kernel (Q4_0, Q4_1, Q8_0 at SmolLM2's shapes, M = 1 to 64 rows) in
+                microseconds per call, GB/s of weights and GMAC/s, as fractions of those
+                limits. Needs no model; --threads defaults to 2.
   speculative   Greedy decoding with speculation off and on (see --drafter) on a
                 repetitive code edit, a summary and open chat, in interleaved rounds:
                 tokens per second, speedup, tokens per step (tau) and whether both gave
@@ -85,6 +89,12 @@ guard let command = arguments.first, !["--help", "-h", "help"].contains(command)
     exit(arguments.isEmpty ? 2 : 0)
 }
 let options = BenchOptions(Array(arguments.dropFirst()))
+if command == "kernels" {
+    let benchmark = KernelBenchmark(threads: options.threadCounts?.first ?? 2, rounds: options.rounds)
+    let report = benchmark.run(progress: !options.json)
+    print(options.json ? report.json() : report.table())
+    exit(0)
+}
 guard let modelPath = options.modelPath else { fail("missing required option --model; see 'taildraft-bench --help'") }
 
 do {
@@ -104,7 +114,7 @@ do {
         let rows = try benchmark.run(progress: !options.json)
         print(options.json ? SpeculativeBenchmark.json(rows) : SpeculativeBenchmark.table(rows, budget: options.draftBudget, drafter: options.drafter))
     default:
-        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost and speculative")
+        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels and speculative")
     }
 } catch {
     fail("\(error)")

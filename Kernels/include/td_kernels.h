@@ -142,6 +142,15 @@ int td_attention(const float *q, int64_t q_stride, int64_t m, int n_heads, int n
                  int64_t kv_stride, const int32_t *slot_offsets, const int32_t *slots,
                  float *out, int64_t out_stride, int nthreads);
 
+/* Benchmark probes. td_sum_words reads count 64-bit words with nthreads threads and returns
+ * their sum (a memory read bandwidth probe). td_int8_peak runs a register-only loop of int8
+ * multiply-adds on the active ISA path, `iterations` times per thread, and returns a value to
+ * keep the work alive; td_int8_peak_macs_per_iteration gives its multiply-adds per thread and
+ * iteration (0 on the scalar path, which has no int8 dot instruction). */
+uint64_t td_sum_words(const uint64_t *data, size_t count, int nthreads);
+int64_t td_int8_peak(int64_t iterations, int nthreads);
+int64_t td_int8_peak_macs_per_iteration(void);
+
 /* Sets libomp's spin time after a parallel region, in milliseconds (libomp's default is 200,
  * which burns an idle core). */
 void td_set_blocktime_ms(int ms);
