@@ -6,18 +6,6 @@ import Darwin
 import Kernels
 import TailDraft
 
-/// Median and range of repeated measurements, in tokens per second.
-struct Summary {
-    var samples: [Double]
-    var median: Double {
-        let sorted = samples.sorted()
-        let mid = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-    }
-    var minimum: Double { samples.min() ?? 0 }
-    var maximum: Double { samples.max() ?? 0 }
-}
-
 /// One row of results: a test (prefill of n tokens, or decode of n tokens) at a thread count.
 struct Measurement {
     var test: String
@@ -40,7 +28,7 @@ struct DecodeReport {
                      "test          threads   tokens/s (median)   min..max"]
         for m in measurements {
             let name = "\(m.test) \(m.tokens)".padding(13)
-            lines.append("\(name) \(String(m.threads).padding(9)) \(format(m.summary.median).padding(19)) \(format(m.summary.minimum))..\(format(m.summary.maximum))")
+            lines.append("\(name) \(String(m.threads).padding(9)) \(decimals(m.summary.median, 1).padding(19)) \(decimals(m.summary.minimum, 1))..\(decimals(m.summary.maximum, 1))")
         }
         lines.append("")
         lines.append("peak resident memory: \(mb(peakResidentBytes)) MB; target at most \(mb(fileBytes + kvCacheBytes + 50_000_000)) MB " +
@@ -58,18 +46,7 @@ struct DecodeReport {
                "\"results\": [\(rows.joined(separator: ", "))]}"
     }
 
-    private func format(_ value: Double) -> String {
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
-    }
-
     private func mb(_ bytes: Int) -> Int { bytes / 1_000_000 }
-}
-
-extension String {
-    func padding(_ width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
-    }
 }
 
 /// Prefill and decode speed of the plain forward pass, like llama-bench's pp and tg tests:
@@ -126,39 +103,4 @@ struct DecodeBenchmark {
                             measurements: measurements, peakResidentBytes: peakResidentBytes(),
                             fileBytes: file.fileSize, kvCacheBytes: cache.byteCount)
     }
-}
-
-func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
-/// Returns the "model name" line of /proc/cpuinfo, or "unknown".
-func cpuModel() -> String {
-    guard let handle = fopen("/proc/cpuinfo", "r") else { return "unknown" }
-    defer { fclose(handle) }
-    var line: UnsafeMutablePointer<CChar>? = nil
-    var capacity = 0
-    defer { free(line) }
-    while getline(&line, &capacity, handle) > 0 {
-        let text = String(cString: line!)
-        if text.hasPrefix("model name"), let colon = text.firstIndex(of: ":") {
-            return text[text.index(after: colon)...].trimmingCharacters()
-        }
-    }
-    return "unknown"
-}
-
-extension Substring {
-    func trimmingCharacters() -> String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == "\n" || $0 == " " }).reversed())
-    }
-}
-
-/// Peak resident set size of this process in bytes (Linux reports kilobytes).
-func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
-    return Int(usage.ru_maxrss) * 1024
 }

@@ -33,14 +33,14 @@ struct KernelBenchmark {
 
         func table() -> String {
             var lines = ["cpu: \(cpuModel())", "kernels: \(KernelPath.active), threads: \(threads)",
-                         "memory read bandwidth: \(f1(bandwidth)) GB/s, int8 peak: \(f1(peak)) GMAC/s", "",
+                         "memory read bandwidth: \(decimals(bandwidth, 1)) GB/s, int8 peak: \(decimals(peak, 1)) GMAC/s", "",
                          "type  shape        M   us/call    GB/s   of bandwidth  GMAC/s  of peak"]
             for row in rows {
                 let shape = "\(row.rows)x\(row.cols)"
                 lines.append("\(row.type.name.padding(5)) \(shape.padding(12)) \(String(row.batch).padding(3)) " +
-                             "\(f1(row.seconds * 1e6).padding(10)) \(f1(row.gigabytesPerSecond).padding(6)) " +
-                             "\((f1(100 * row.gigabytesPerSecond / bandwidth) + " %").padding(13)) " +
-                             "\(f1(row.gigaMACsPerSecond).padding(7)) \(peak > 0 ? f1(100 * row.gigaMACsPerSecond / peak) + " %" : "-")")
+                             "\(decimals(row.seconds * 1e6, 1).padding(10)) \(decimals(row.gigabytesPerSecond, 1).padding(6)) " +
+                             "\((decimals(100 * row.gigabytesPerSecond / bandwidth, 1) + " %").padding(13)) " +
+                             "\(decimals(row.gigaMACsPerSecond, 1).padding(7)) \(peak > 0 ? decimals(100 * row.gigaMACsPerSecond / peak, 1) + " %" : "-")")
             }
             return lines.joined(separator: "\n")
         }
@@ -54,10 +54,6 @@ struct KernelBenchmark {
                    "\"int8_peak_gmac_per_second\": \(peak), \"results\": [\(entries.joined(separator: ", "))]}"
         }
 
-        private func f1(_ value: Double) -> String {
-            let tenths = Int((value * 10).rounded())
-            return "\(tenths / 10).\(tenths % 10)"
-        }
     }
 
     func run(progress: Bool) -> Report {

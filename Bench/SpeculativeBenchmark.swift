@@ -88,9 +88,9 @@ struct SpeculativeBenchmark {
         var lines = ["cpu: \(cpuModel())", "kernels: \(KernelPath.active), drafter: \(drafter), draft budget: \(budget)", "",
                      "task         threads  plain tok/s  speculative tok/s  speedup  tau   accepted  same tokens"]
         for row in rows {
-            lines.append("\(row.task.padding(12)) \(String(row.threads).padding(8)) \(format(row.plain.median).padding(12)) " +
-                         "\(format(row.speculative.median).padding(18)) \(format2(row.speedup).padding(8)) \(format2(row.tau).padding(5)) " +
-                         "\((format(row.acceptanceRate * 100) + " %").padding(9)) \(row.sameTokens ? "yes" : "NO")")
+            lines.append("\(row.task.padding(12)) \(String(row.threads).padding(8)) \(decimals(row.plain.median, 1).padding(12)) " +
+                         "\(decimals(row.speculative.median, 1).padding(18)) \(decimals(row.speedup, 2).padding(8)) \(decimals(row.tau, 2).padding(5)) " +
+                         "\((decimals(row.acceptanceRate * 100, 1) + " %").padding(9)) \(row.sameTokens ? "yes" : "NO")")
         }
         return lines.joined(separator: "\n")
     }
@@ -104,14 +104,5 @@ struct SpeculativeBenchmark {
         return "{\"results\": [\(entries.joined(separator: ", "))]}"
     }
 
-    private static func format(_ value: Double) -> String {
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
-    }
 
-    private static func format2(_ value: Double) -> String {
-        let hundredths = Int((value * 100).rounded())
-        let fraction = hundredths % 100
-        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-    }
 }

@@ -24,7 +24,7 @@ struct VerifyCostBenchmark {
             var lines = ["cpu: \(cpu)", "isa: \(isa)", "threads: \(threads), context: \(context) tokens", "",
                          "rows   ms (median)   min..max        ratio to 1 row"]
             for (count, summary) in rows {
-                lines.append("\(String(count).padding(6)) \(ms(summary.median).padding(13)) \((ms(summary.minimum) + ".." + ms(summary.maximum)).padding(15)) \(ratio(summary.median / base))")
+                lines.append("\(String(count).padding(6)) \(decimals(summary.median, 2).padding(13)) \((decimals(summary.minimum, 2) + ".." + decimals(summary.maximum, 2)).padding(15)) \((decimals(summary.median / base, 2) + "x"))")
             }
             return lines.joined(separator: "\n")
         }
@@ -34,13 +34,7 @@ struct VerifyCostBenchmark {
             return "{\"cpu\": \"\(cpu)\", \"isa\": \"\(isa)\", \"threads\": \(threads), \"context\": \(context), \"results\": [\(entries.joined(separator: ", "))]}"
         }
 
-        private func ms(_ value: Double) -> String {
-            let hundredths = Int((value * 100).rounded())
-            let fraction = hundredths % 100
-            return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-        }
 
-        private func ratio(_ value: Double) -> String { ms(value) + "x" }
     }
 
     func run(progress: Bool) throws -> Report {
