@@ -109,7 +109,7 @@ int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, f
 /*
  * Rotates adjacent pairs (x[2i], x[2i+1]) of each head by pos * base^(-2i / head_dim)
  * (llama's "normal" RoPE as GGUF files of the llama architecture expect).
- * x holds m rows of n_heads * head_dim floats with row stride `stride`; positions[m].
+ * x contains m rows of n_heads * head_dim floats with row stride `stride`, and positions m entries.
  */
 int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
                   const int32_t *positions, float base);

@@ -186,7 +186,7 @@ import Testing
             let plain = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 64))
             #expect(result.tokenIds == plain.tokenIds)
 
-            // Rerun speculation so the generator's cache holds its final state, then rebuild.
+            // Rerun speculation so the generator's cache keeps its final state, then rebuild.
             _ = try engine.generator.generate(promptTokens: prompt, options: options)
             let cache = engine.generator.cache
             let returned = prompt + result.tokenIds
