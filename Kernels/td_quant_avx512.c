@@ -171,14 +171,17 @@ static inline TD_AVX512 __m512 q8_0_pair(__m512 acc, __m512i q, float d0, float 
     return _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x))), acc);
 }
 
+/* Adds a row's odd last block (signed weights q with scale d) and sums the lanes; shared by
+ * Q8_0 and Q4_0, which differ only in how q is loaded. */
+static inline TD_AVX512 float signed_finish(__m512 acc, __m256i q, float d, const td_block_q8_act *x) {
+    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256 v = _mm256_mul_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
+    return hsum16(_mm512_add_ps(acc, widen(v)));
+}
+
 static inline TD_AVX512 float q8_0_finish(__m512 acc, const td_block_q8_0 *blk, const td_block_q8_act *x, int odd) {
-    if (odd) {
-        const __m256i q = _mm256_loadu_si256((const __m256i *)blk->qs);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
-        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk->d) * x->d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
-        acc = _mm512_add_ps(acc, widen(v));
-    }
-    return hsum16(acc);
+    if (!odd) return hsum16(acc);
+    return signed_finish(acc, _mm256_loadu_si256((const __m256i *)blk->qs), half_to_float(blk->d), x);
 }
 
 TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
@@ -215,6 +218,7 @@ TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
     for (; i < n; i++) sum += wf[i] * x[i];
     return sum;
 }
+
 /* Q4_0 reuses the Q8_0 block-pair step once its nibbles are unpacked and shifted to -8..7,
  * so the one-row and four-activation-row kernels share every floating-point operation. */
 static inline TD_AVX512 __m512i load_q4_0_pair(const td_block_q4_0 *blk) {
@@ -222,15 +226,10 @@ static inline TD_AVX512 __m512i load_q4_0_pair(const td_block_q4_0 *blk) {
 }
 
 static inline TD_AVX512 float q4_0_finish(__m512 acc, const td_block_q4_0 *blk, const td_block_q8_act *x, int odd) {
-    if (odd) {
-        const __m128i p = _mm_loadu_si128((const __m128i *)blk->qs);
-        const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
-        const __m256i q = _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
-        const __m256 v = _mm256_mul_ps(_mm256_set1_ps(half_to_float(blk->d) * x->d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
-        acc = _mm512_add_ps(acc, widen(v));
-    }
-    return hsum16(acc);
+    if (!odd) return hsum16(acc);
+    const __m128i p = _mm_loadu_si128((const __m128i *)blk->qs);
+    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(p, 4), p), _mm256_set1_epi8(0x0f));
+    return signed_finish(acc, _mm256_sub_epi8(nib, _mm256_set1_epi8(8)), half_to_float(blk->d), x);
 }
 
 TD_AVX512 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {

@@ -130,7 +130,7 @@ int td_swiglu(const float *gate, const float *up, float *out, int64_t n);
  * h / (n_heads / n_kv_heads). Row i attends to KV slots listed in
  * slots[slot_offsets[i] .. slot_offsets[i + 1]) in strictly increasing order, reading keys
  * from k_base[i] + slot * kv_stride and values from v_base[i] + slot * kv_stride (each slot
- * holds n_kv_heads * head_dim floats), so rows of different sequences may share a call.
+ * contains n_kv_heads * head_dim floats), so rows of different sequences may share a call.
  * out: m rows of n_heads * head_dim floats (row stride out_stride).
  *
  * Each (row, head) walks its slots in list order: scores, a running max, exponentials and a

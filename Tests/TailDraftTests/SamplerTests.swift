@@ -87,7 +87,8 @@ import Darwin
         var unit = RandomGenerator(seed: 9)
         for _ in 0..<1000 {
             let value = unit.nextUnit()
-            #expect(value >= 0 && value < 1)
+            #expect(value >= 0)
+            #expect(value < 1)
         }
     }
 }

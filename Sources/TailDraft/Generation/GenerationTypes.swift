@@ -1,4 +1,4 @@
-/// Why generation ended.
+/// The reason generation ended.
 public enum FinishReason: String, Sendable, Equatable {
     /// An end-of-generation token was produced (it is not part of the output).
     case stop

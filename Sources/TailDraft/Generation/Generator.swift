@@ -77,7 +77,7 @@ public final class Generator: @unchecked Sendable {
         return logits
     }
 
-    /// One forward pass per token: sample, emit, then run the new token.
+    /// Decodes one token per forward pass: sample, emit, then run the new token.
     private func decodePlain(logits initial: [Float], sampler: inout Sampler, output: inout TokenEmitter,
                              timings: inout GenerationTimings) throws {
         var logits = initial

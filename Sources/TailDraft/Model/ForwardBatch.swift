@@ -27,7 +27,7 @@ public struct ForwardBatch: Sendable {
         self.logitRows = logitRows
     }
 
-    /// A causal batch of one sequence starting at `startPosition`.
+    /// Returns a causal batch of one sequence starting at `startPosition`.
     public static func causal(tokens: [Int32], startPosition: Int, logitRows: [Int]? = nil) -> ForwardBatch {
         let positions = (0..<tokens.count).map { Int32(startPosition + $0) }
         return ForwardBatch(tokens: tokens, positions: positions, logitRows: logitRows)

@@ -29,7 +29,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable {
         return result
     }
 
-    /// A uniform double in [0, 1) with 53 random bits.
+    /// Returns a uniform double in [0, 1) with 53 random bits.
     public mutating func nextUnit() -> Double {
         Double(next() >> 11) * 0x1.0p-53
     }

@@ -23,7 +23,7 @@ enum Fixtures {
         return try Transformer(path: smolLMPath, threads: threads)
     }
 
-    /// A new engine (model, tokenizer, KV cache) over the real model.
+    /// Creates a new engine (model, tokenizer, KV cache) over the real model.
     static func smolLMEngine(threads: Int = 2, contextLength: Int? = 1024) throws -> Engine {
         guard smolLMAvailable else { throw MissingModel() }
         return try Engine(modelPath: smolLMPath, threads: threads, contextLength: contextLength)
