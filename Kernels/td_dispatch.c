@@ -7,6 +7,8 @@ static const td_kernel_table scalar_table = {
     td_dot_q4_0_scalar, td_dot_q4_1_scalar, td_dot_q8_0_scalar, NULL, NULL, NULL, NULL, NULL, NULL,
     td_dot_f32_scalar, td_dot_f16_scalar, td_dot_bf16_scalar,
     td_attend_scalar, 1,
+    .dot_q5_0 = td_dot_q5_0_scalar, .dot_q4_K = td_dot_q4_K_scalar,
+    .dot_q5_K = td_dot_q5_K_scalar, .dot_q6_K = td_dot_q6_K_scalar,
 };
 
 #if defined(__x86_64__)
@@ -15,6 +17,10 @@ static const td_kernel_table avx2_table = {
     td_dot_q4_0_x4_avx2, td_dot_q4_1_x4_avx2, td_dot_q8_0_x4_avx2,
     td_dot_f32_avx2, td_dot_f16_avx2, td_dot_bf16_avx2,
     td_attend_avx2, 8,
+    .dot_q5_0 = td_dot_q5_0_avx2, .dot_q4_K = td_dot_q4_K_avx2,
+    .dot_q5_K = td_dot_q5_K_avx2, .dot_q6_K = td_dot_q6_K_avx2,
+    .dot_x4_q5_0 = td_dot_q5_0_x4_avx2, .dot_x4_q4_K = td_dot_q4_K_x4_avx2,
+    .dot_x4_q5_K = td_dot_q5_K_x4_avx2, .dot_x4_q6_K = td_dot_q6_K_x4_avx2,
 };
 
 /* Float-typed weights gain little from 512-bit registers here, so F16 and BF16 reuse AVX2. */
@@ -23,6 +29,10 @@ static const td_kernel_table avx512_table = {
     td_dot_q4_0_x4_avx512, td_dot_q4_1_x4_avx512, td_dot_q8_0_x4_avx512,
     td_dot_f32_avx512, td_dot_f16_avx2, td_dot_bf16_avx2,
     td_attend_avx2, 8,
+    .dot_q5_0 = td_dot_q5_0_avx512, .dot_q4_K = td_dot_q4_K_avx512,
+    .dot_q5_K = td_dot_q5_K_avx512, .dot_q6_K = td_dot_q6_K_avx512,
+    .dot_x4_q5_0 = td_dot_q5_0_x4_avx512, .dot_x4_q4_K = td_dot_q4_K_x4_avx512,
+    .dot_x4_q5_K = td_dot_q5_K_x4_avx512, .dot_x4_q6_K = td_dot_q6_K_x4_avx512,
 };
 #endif
 

@@ -43,6 +43,16 @@ typedef struct {
     td_dot_f_fn dot_bf16;
     td_attend_fn attend;
     int attend_lanes;       /* head_dim must be a multiple of this for `attend` */
+    /* Q5_0 and the K-quants. nb counts 32-element activation blocks for these as for the
+     * others, so a K-quant row of nb blocks has nb / 8 super-blocks. */
+    td_dot_q_fn dot_q5_0;
+    td_dot_q_fn dot_q4_K;
+    td_dot_q_fn dot_q5_K;
+    td_dot_q_fn dot_q6_K;
+    td_dot_x4_q_fn dot_x4_q5_0;
+    td_dot_x4_q_fn dot_x4_q4_K;
+    td_dot_x4_q_fn dot_x4_q5_K;
+    td_dot_x4_q_fn dot_x4_q6_K;
 } td_kernel_table;
 
 const td_kernel_table *td_active_table(void);
@@ -57,6 +67,47 @@ float td_dot_bf16_scalar(const void *w, const float *x, int64_t n);
 void td_attend_scalar(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
                       int kv_offset, int head_dim, const int32_t *slots, int n_slots,
                       float *scores, float *out);
+
+/* Unpacks the 6-bit scales and minimums of a Q4_K or Q5_K super-block (see td_quant.h). */
+static inline void td_kquant_scales_mins(const uint8_t *packed, uint8_t *scales, uint8_t *mins) {
+    for (int s = 0; s < 4; s++) {
+        scales[s] = packed[s] & 63;
+        mins[s] = packed[s + 4] & 63;
+    }
+    for (int s = 4; s < 8; s++) {
+        scales[s] = (uint8_t)((packed[s + 4] & 15) | (packed[s - 4] >> 6) << 4);
+        mins[s] = (uint8_t)((packed[s + 4] >> 4) | (packed[s] >> 6) << 4);
+    }
+}
+
+/* Scalar Q5_0 and K-quant kernels (td_kquant_ref.c). */
+int td_dequantize_row_kquant(int type, const void *src, float *dst, int64_t n);
+float td_dot_q5_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q4_K_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q5_K_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q6_K_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
+
+#if defined(__x86_64__)
+/* AVX2 Q5_0 and K-quant kernels (td_kquant_avx2.c). */
+float td_dot_q5_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q4_K_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q5_K_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q6_K_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
+void td_dot_q5_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_dot_q4_K_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_dot_q5_K_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_dot_q6_K_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+
+/* AVX-512 VNNI Q5_0 and K-quant kernels (td_kquant_avx512.c). */
+float td_dot_q5_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q4_K_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q5_K_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
+float td_dot_q6_K_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
+void td_dot_q5_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_dot_q4_K_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_dot_q5_K_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_dot_q6_K_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+#endif
 
 #if defined(__x86_64__)
 /* AVX2 path (td_quant_avx2.c). */

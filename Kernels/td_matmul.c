@@ -10,6 +10,7 @@ int td_type_supported(int type) {
     switch (type) {
     case TD_TYPE_F32: case TD_TYPE_F16: case TD_TYPE_BF16:
     case TD_TYPE_Q4_0: case TD_TYPE_Q4_1: case TD_TYPE_Q8_0:
+    case TD_TYPE_Q5_0: case TD_TYPE_Q4_K: case TD_TYPE_Q5_K: case TD_TYPE_Q6_K:
         return 1;
     default:
         return 0;
@@ -17,7 +18,8 @@ int td_type_supported(int type) {
 }
 
 static int is_quantized(int type) {
-    return type == TD_TYPE_Q4_0 || type == TD_TYPE_Q4_1 || type == TD_TYPE_Q8_0;
+    return type == TD_TYPE_Q4_0 || type == TD_TYPE_Q4_1 || type == TD_TYPE_Q8_0 ||
+           type == TD_TYPE_Q5_0 || type == TD_TYPE_Q4_K || type == TD_TYPE_Q5_K || type == TD_TYPE_Q6_K;
 }
 
 size_t td_row_bytes(int type, int64_t cols) {
@@ -33,6 +35,10 @@ size_t td_row_bytes(int type, int64_t cols) {
     case TD_TYPE_Q4_0: return nb * sizeof(td_block_q4_0);
     case TD_TYPE_Q4_1: return nb * sizeof(td_block_q4_1);
     case TD_TYPE_Q8_0: return nb * sizeof(td_block_q8_0);
+    case TD_TYPE_Q5_0: return nb * sizeof(td_block_q5_0);
+    case TD_TYPE_Q4_K: return cols % TD_QK_K == 0 ? (size_t)(cols / TD_QK_K) * sizeof(td_block_q4_K) : 0;
+    case TD_TYPE_Q5_K: return cols % TD_QK_K == 0 ? (size_t)(cols / TD_QK_K) * sizeof(td_block_q5_K) : 0;
+    case TD_TYPE_Q6_K: return cols % TD_QK_K == 0 ? (size_t)(cols / TD_QK_K) * sizeof(td_block_q6_K) : 0;
     default: return 0;
     }
 }
@@ -46,6 +52,10 @@ static td_dot_q_fn quantized_dot(const td_kernel_table *k, int type) {
     switch (type) {
     case TD_TYPE_Q4_0: return k->dot_q4_0;
     case TD_TYPE_Q4_1: return k->dot_q4_1;
+    case TD_TYPE_Q5_0: return k->dot_q5_0;
+    case TD_TYPE_Q4_K: return k->dot_q4_K;
+    case TD_TYPE_Q5_K: return k->dot_q5_K;
+    case TD_TYPE_Q6_K: return k->dot_q6_K;
     default: return k->dot_q8_0;
     }
 }
@@ -54,6 +64,7 @@ static td_dot4_q_fn quantized_dot4(const td_kernel_table *k, int type) {
     switch (type) {
     case TD_TYPE_Q4_0: return k->dot4_q4_0;
     case TD_TYPE_Q4_1: return k->dot4_q4_1;
+    case TD_TYPE_Q5_0: case TD_TYPE_Q4_K: case TD_TYPE_Q5_K: case TD_TYPE_Q6_K: return NULL;
     default: return k->dot4_q8_0;
     }
 }
@@ -62,6 +73,10 @@ static td_dot_x4_q_fn quantized_dot_x4(const td_kernel_table *k, int type) {
     switch (type) {
     case TD_TYPE_Q4_0: return k->dot_x4_q4_0;
     case TD_TYPE_Q4_1: return k->dot_x4_q4_1;
+    case TD_TYPE_Q5_0: return k->dot_x4_q5_0;
+    case TD_TYPE_Q4_K: return k->dot_x4_q4_K;
+    case TD_TYPE_Q5_K: return k->dot_x4_q5_K;
+    case TD_TYPE_Q6_K: return k->dot_x4_q6_K;
     default: return k->dot_x4_q8_0;
     }
 }

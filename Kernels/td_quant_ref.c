@@ -101,6 +101,8 @@ int td_dequantize_row(int type, const void *src, float *dst, int64_t n) {
     case TD_TYPE_BF16:
         for (int64_t i = 0; i < n; i++) dst[i] = td_bf16_to_fp32(((const uint16_t *)src)[i]);
         return TD_OK;
+    case TD_TYPE_Q5_0: case TD_TYPE_Q4_K: case TD_TYPE_Q5_K: case TD_TYPE_Q6_K:
+        return td_dequantize_row_kquant(type, src, dst, n);
     default:
         break;
     }

@@ -34,7 +34,11 @@ enum td_type {
     TD_TYPE_F16 = 1,
     TD_TYPE_Q4_0 = 2,
     TD_TYPE_Q4_1 = 3,
+    TD_TYPE_Q5_0 = 6,
     TD_TYPE_Q8_0 = 8,
+    TD_TYPE_Q4_K = 12,
+    TD_TYPE_Q5_K = 13,
+    TD_TYPE_Q6_K = 14,
     TD_TYPE_BF16 = 30,
 };
 

@@ -1,8 +1,9 @@
 /*
  * Block layouts of the quantized tensor types, bit-compatible with ggml's GGUF encoding.
  *
- * Every quantized type stores a row as consecutive blocks of TD_QK = 32 elements. Element i of
- * a block is dequantized as shown next to each struct. Scales are IEEE half floats (td_fp16).
+ * Q4_0, Q4_1, Q5_0 and Q8_0 store a row as consecutive blocks of TD_QK = 32 elements; the
+ * K-quants (Q4_K, Q5_K, Q6_K) as super-blocks of TD_QK_K = 256. Element i of a block is
+ * dequantized as shown next to each struct. Scales are IEEE half floats (td_fp16).
  */
 #ifndef TD_QUANT_H
 #define TD_QUANT_H
@@ -35,6 +36,62 @@ typedef struct {
     int8_t qs[TD_QK];           /* 32 signed 8-bit values */
 } td_block_q8_0;
 _Static_assert(sizeof(td_block_q8_0) == 34, "Q8_0 block must be 34 bytes");
+
+/* Q5_0: 5.5 bits per weight. x[i] = d * (q[i] - 16), q[i] in 0..31. The low four bits of
+ * q[i] sit in qs as in Q4_0 (element j in the low nibble of qs[j], element j + 16 in its high
+ * nibble). Bit 4 of q[i] is bit i of qh read as a little-endian 32-bit word. */
+typedef struct {
+    td_fp16 d;                  /* scale */
+    uint8_t qh[4];              /* bit 4 of each of the 32 values */
+    uint8_t qs[TD_QK / 2];      /* low 4 bits of the 32 values */
+} td_block_q5_0;
+_Static_assert(sizeof(td_block_q5_0) == 22, "Q5_0 block must be 22 bytes");
+
+/* The K-quant types store a row as super-blocks of TD_QK_K = 256 elements, so their rows
+ * must be multiples of 256 elements. */
+#define TD_QK_K 256
+
+/* Q4_K: 4.5 bits per weight. A super-block has 8 sub-blocks of 32 elements; sub-block s has
+ * a 6-bit scale sc[s] and a 6-bit minimum m[s], both unsigned. Element l of sub-block s
+ * (element 32 * s + l of the super-block) is
+ *     x = d * sc[s] * q - dmin * m[s],  q in 0..15,
+ * where q is the low nibble of qs[32 * (s / 2) + l] for even s and its high nibble for odd s.
+ * The 12 bytes of `scales` pack sc and m as follows:
+ *     s < 4:  sc[s] = scales[s] & 63,
+ *             m[s]  = scales[s + 4] & 63;
+ *     s >= 4: sc[s] = (scales[s + 4] & 15) | (scales[s - 4] >> 6) << 4,
+ *             m[s]  = (scales[s + 4] >> 4) | (scales[s] >> 6) << 4. */
+typedef struct {
+    td_fp16 d;                  /* scale of the sub-block scales */
+    td_fp16 dmin;               /* scale of the sub-block minimums */
+    uint8_t scales[12];         /* 8 scales and 8 minimums of 6 bits each */
+    uint8_t qs[TD_QK_K / 2];    /* 256 unsigned 4-bit values */
+} td_block_q4_K;
+_Static_assert(sizeof(td_block_q4_K) == 144, "Q4_K block must be 144 bytes");
+
+/* Q5_K: 5.5 bits per weight. As Q4_K, with q in 0..31: the low four bits of q come from qs as
+ * in Q4_K, and bit 4 of q for element l of sub-block s is bit s of qh[l]. */
+typedef struct {
+    td_fp16 d;                  /* scale of the sub-block scales */
+    td_fp16 dmin;               /* scale of the sub-block minimums */
+    uint8_t scales[12];         /* 8 scales and 8 minimums of 6 bits each, packed as in Q4_K */
+    uint8_t qh[TD_QK_K / 8];    /* bit 4 of the 256 values */
+    uint8_t qs[TD_QK_K / 2];    /* low 4 bits of the 256 values */
+} td_block_q5_K;
+_Static_assert(sizeof(td_block_q5_K) == 176, "Q5_K block must be 176 bytes");
+
+/* Q6_K: 6.5625 bits per weight. A super-block has 16 sub-blocks of 16 elements, each with a
+ * signed 8-bit scale. Element i = 128 * h + 32 * g + l (h in 0..1, g in 0..3, l in 0..31) is
+ *     x[i] = d * scales[i / 16] * (q - 32),  q in 0..63,
+ * where the low four bits of q are the low nibble of ql[64 * h + 32 * (g % 2) + l] for g < 2
+ * and its high nibble for g >= 2, and bits 4..5 of q are bits 2g..2g+1 of qh[32 * h + l]. */
+typedef struct {
+    uint8_t ql[TD_QK_K / 2];    /* low 4 bits of the 256 values */
+    uint8_t qh[TD_QK_K / 4];    /* high 2 bits of the 256 values */
+    int8_t scales[TD_QK_K / 16];/* one signed scale per 16 elements */
+    td_fp16 d;                  /* scale of the scales */
+} td_block_q6_K;
+_Static_assert(sizeof(td_block_q6_K) == 210, "Q6_K block must be 210 bytes");
 
 /* Activation block (engine-internal, never stored in files): x[i] ~= d * q[i], q[i] in
  * -127..127, q[i] = x[i] * 127 / max|x| rounded half to even, d = max|x| / 127. As in

@@ -121,7 +121,7 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         #expect(td_row_bytes(Int32(GGMLType.q8_0.rawValue), 576) == 18 * 34)
         #expect(td_row_bytes(Int32(GGMLType.f16.rawValue), 7) == 14)
         #expect(td_row_bytes(Int32(GGMLType.q4_1.rawValue), 48) == 0)
-        #expect(td_row_bytes(Int32(GGMLType.q4_K.rawValue), 256) == 0)
+        #expect(td_row_bytes(Int32(GGMLType.q3_K.rawValue), 256) == 0)
     }
 
     /// Element j of a 4-bit block is the low nibble of byte j and element j + 16 its high
