@@ -424,29 +424,30 @@ private func headerWithOneEntry(_ entry: [UInt8]) -> [UInt8] {
         #expect(error.description.contains("code 99"))
     }
 
-    /// Q4_K is a valid GGUF type the reader can size, so the file opens. Loading a model
+    /// Q3_K is a valid GGUF type the reader can size, so the file opens. Loading a model
     /// that uses it must fail and name the tensor and the type.
-    @Test func q4KTensorRejectedByModel() throws {
+    @Test func q3KTensorRejectedByModel() throws {
         var spec = TinyModelSpec()
         spec.hiddenSize = 256
         let model = TinyModel(spec: spec)
         var writer = model.writer
         let index = try #require(writer.tensors.firstIndex { $0.name == "blk.1.attn_q.weight" })
-        writer.tensors[index].typeCode = GGMLType.q4_K.rawValue
-        writer.tensors[index].data = Array(repeating: 0, count: 256 / 256 * 144 * 256)
+        writer.tensors[index].typeCode = GGMLType.q3_K.rawValue
+        writer.tensors[index].data = Array(repeating: 0, count: 256 / 256 * 110 * 256)
 
         try withTemporaryDirectory { directory in
-            let url = directory.appendingPathComponent("q4k.gguf")
+            let url = directory.appendingPathComponent("q3k.gguf")
             try writer.write(to: url)
-            #expect(try GGUFFile(path: url.path).tensor(named: "blk.1.attn_q.weight")?.type == .q4_K)
+            #expect(try GGUFFile(path: url.path).tensor(named: "blk.1.attn_q.weight")?.type == .q3_K)
 
             do {
                 _ = try Transformer(path: url.path, threads: 1)
-                Issue.record("a model with a Q4_K tensor loaded")
+                Issue.record("a model with a Q3_K tensor loaded")
             } catch let error as GGUFError {
-                #expect(error == .unsupportedTensorType(name: "blk.1.attn_q.weight", typeCode: 12, typeName: "Q4_K"))
+                #expect(error == .unsupportedTensorType(name: "blk.1.attn_q.weight", typeCode: 11, typeName: "Q3_K"))
                 #expect(error.description.contains("'blk.1.attn_q.weight'"))
-                #expect(error.description.contains("Q4_K (code 12)"))
+                #expect(error.description.contains("Q3_K (code 11)"))
+                #expect(error.description.contains("Q4_K, Q5_K, Q6_K"))
             }
         }
     }

@@ -51,7 +51,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable {
         case let .badTensor(name, problem):
             return "tensor '\(name)': \(problem); the file is corrupt or truncated"
         case let .unsupportedTensorType(name, code, typeName):
-            return "tensor '\(name)' has unsupported tensor type \(typeName) (code \(code)); supported types are F32, F16, BF16, Q8_0, Q4_0 and Q4_1: use a file quantized to one of them"
+            let supported = GGMLType.allCases.filter(\.isSupported).map(\.name).joined(separator: ", ")
+            return "tensor '\(name)' has unsupported tensor type \(typeName) (code \(code)); supported types are \(supported): use a file quantized to one of them"
         case let .missingKey(key, expected):
             return "metadata key '\(key)' is missing or not \(expected); the file is not a complete model of a supported architecture"
         case let .invalidValue(key, value, expected):

@@ -171,7 +171,7 @@ public final class GGUFFile: @unchecked Sendable {
             throw GGUFError.unsupportedTensorType(name: info.name, typeCode: info.typeCode, typeName: type.name)
         }
         guard info.shape[0] % type.blockSize == 0 else {
-            throw GGUFError.badTensor(name: info.name, problem: "row length \(info.shape[0]) is not a multiple of the \(type.name) block size \(type.blockSize)")
+            throw GGUFError.badTensor(name: info.name, problem: "row length \(info.shape[0]) is not a multiple of the \(type.name) block size \(type.blockSize) (shape \(info.shape))")
         }
         var elements = 1
         for dim in info.shape {

@@ -141,7 +141,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     /// Whether the kernels can compute with tensors of this type.
     public var isSupported: Bool {
         switch self {
-        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1: return true
+        case .f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q4_K, .q5_K, .q6_K: return true
         default: return false
         }
     }
