@@ -3,11 +3,13 @@ import Kernels
 import Testing
 @testable import TailDraft
 
-/// The models the invariance tests run: the real SmolLM2-135M and two tiny random models.
+/// The models the invariance tests run: the real SmolLM2-135M and three tiny random models.
 enum InvarianceModel: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case smolLM2
     case tinyQ4_1
     case tinyF32
+    /// Q4_K, Q5_K, Q6_K and Q5_0 matrices, as in a Q4_K_M file.
+    case tinyKQuant
 
     var testDescription: String { rawValue }
 
@@ -23,6 +25,8 @@ enum InvarianceModel: String, CaseIterable, Sendable, CustomTestStringConvertibl
             spec.seed = 0x1_0000 + UInt64(type.rawValue)
             result[model] = Result { try TinyModel(spec: spec).withTransformer { $0 } }
         }
+        let kQuantSpec = TinyModelSpec.kQuantMix(seed: 0x1_00FF, layerCount: 3)
+        result[.tinyKQuant] = Result { try TinyModel(spec: kQuantSpec).withTransformer { $0 } }
         return result
     }()
 

@@ -153,4 +153,91 @@ private let roundedReferenceTolerance = 2e-2
             #expect(transformer.weights.output.data == transformer.weights.tokenEmbedding.data)
         }
     }
+
+    // MARK: - Q5_0 and K-quant weights
+
+    /// Models with every matrix in one of the types, and one with the mix of a Q4_K_M file,
+    /// match the float64 references on every ISA path.
+    @Test(arguments: [("Q5_0", GGMLType.q5_0), ("Q4_K", .q4_K), ("Q5_K", .q5_K), ("Q6_K", .q6_K), ("mix", nil)])
+    func kQuantWeightsMatchReference(label typeLabel: String, type: GGMLType?) throws {
+        var spec = TinyModelSpec.kQuantMix(seed: 0x71_0005)
+        if let type {
+            spec.weightType = type
+            spec.matrixTypes = [:]
+        }
+        let model = TinyModel(spec: spec)
+        let tokens = tinyPrompt.map(Int.init)
+        let exact = ReferenceModel(model: model).forward(tokens)
+        let rounded = ReferenceModel(model: model, roundingMatmulInputs: true).forward(tokens)
+        let tolerance = quantizedTolerance(layers: spec.layerCount)
+
+        try model.withTransformer { transformer in
+            for isa in KernelGate.isaPaths {
+                let engine = try engineForward(transformer, tinyPrompt, isa: isa)
+                let label = "seed \(spec.seed), \(typeLabel), ISA \(KernelGate.name(isa))"
+                let logitsError = relativeError(engine.logits, reference: exact.logits)
+                let hiddenError = relativeError(engine.hidden, reference: exact.hidden)
+                let roundedError = relativeError(engine.logits, reference: rounded.logits)
+                #expect(logitsError <= tolerance, "\(label): logits error \(logitsError)")
+                #expect(hiddenError <= tolerance, "\(label): hidden state error \(hiddenError)")
+                #expect(roundedError <= roundedReferenceTolerance, "\(label): logits error against the rounding reference \(roundedError)")
+            }
+        }
+    }
+
+    /// The Q4_K_M-style model loads through `Engine` and generates 24 greedy tokens on every
+    /// ISA path: the same tokens as taking the argmax of single-token forward passes.
+    @Test func kQuantModelGeneratesGreedy() throws {
+        let model = TinyModel(spec: .kQuantMix(seed: 0x71_0006))
+        let count = 24
+
+        try withTemporaryDirectory { directory in
+            let engine = try Engine(modelPath: model.write(in: directory), threads: 2, contextLength: 64)
+            #expect(engine.model.weights.layers[0].key.type == .q5_0)
+            #expect(engine.model.weights.output.type == .q6_K)
+            for isa in KernelGate.isaPaths {
+                try KernelGate.run(isa: isa) {
+                    let label = "seed \(model.spec.seed), ISA \(KernelGate.name(isa))"
+                    let result = try engine.generator.generate(promptTokens: tinyPrompt,
+                                                               options: GenerationOptions(maxTokens: count, stopTokens: []))
+                    #expect(result.tokenIds.count == count, "\(label)")
+                    #expect(result.finishReason == .length, "\(label)")
+
+                    let cache = KVCache(config: engine.model.config, capacity: 64)
+                    var output = try engine.model.forward(.causal(tokens: tinyPrompt, startPosition: 0,
+                                                                  logitRows: [tinyPrompt.count - 1]), caches: [cache])
+                    var expected: [Int32] = []
+                    for _ in 0..<count {
+                        let logits = Array(output.logits(row: output.logitRows[0]))
+                        let nonFinite = logits.filter { !$0.isFinite }.count
+                        #expect(nonFinite == 0, "\(label): logits that are not finite")
+                        let next = Int32(logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }!)
+                        expected.append(next)
+                        output = try engine.model.forward(.causal(tokens: [next], startPosition: cache.count), caches: [cache])
+                    }
+                    #expect(result.tokenIds == expected, "\(label)")
+                }
+            }
+        }
+    }
+
+    /// A K-quant matrix whose rows are not whole 256-element super-blocks is rejected when the
+    /// file opens, with the tensor's name and shape.
+    @Test func kQuantPartialSuperBlockRejected() throws {
+        var spec = TinyModelSpec()
+        spec.matrixTypes = ["attn_q.weight": .q4_K]
+        let model = TinyModel(spec: spec)
+
+        try withTemporaryDirectory { directory in
+            let path = try model.write(in: directory)
+            do {
+                _ = try Transformer(path: path, threads: 1)
+                Issue.record("a Q4_K matrix with rows of 64 elements loaded")
+            } catch let error as GGUFError {
+                #expect(error.description.contains("'blk.0.attn_q.weight'"))
+                #expect(error.description.contains("row length 64 is not a multiple of the Q4_K block size 256"))
+                #expect(error.description.contains("shape [64, 64]"))
+            }
+        }
+    }
 }

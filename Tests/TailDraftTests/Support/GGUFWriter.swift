@@ -332,7 +332,8 @@ enum Quantizer {
         return writer.bytes
     }
 
-    /// Encodes `values` (a multiple of 32 for the quantized types) as tensor data of `type`.
+    /// Encodes `values` (a multiple of 32 for Q4_0, Q4_1, Q5_0 and Q8_0, of 256 for the
+    /// K-quants) as tensor data of `type`.
     static func encode(_ values: [Float], as type: GGMLType) -> [UInt8] {
         switch type {
         case .f32: return f32Bytes(values)
@@ -341,6 +342,10 @@ enum Quantizer {
         case .q8_0: return q8_0(values)
         case .q4_0: return q4_0(values)
         case .q4_1: return q4_1(values)
+        case .q5_0: return q5_0(values)
+        case .q4_K: return q4_K(values)
+        case .q5_K: return q5_K(values)
+        case .q6_K: return q6_K(values)
         default: preconditionFailure("no encoder for tensor type \(type.name)")
         }
     }

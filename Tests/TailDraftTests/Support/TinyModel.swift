@@ -3,8 +3,8 @@ import Foundation
 
 /// A tiny random Llama model written as a real GGUF file.
 ///
-/// Weights are drawn from a seeded SplitMix64 and stored in `weightType` (norm weights are
-/// always F32). Scales are chosen so attention scores spread over a few units, which makes
+/// Weights are drawn from a seeded SplitMix64 and stored in `weightType`, or the type
+/// `matrixTypes` gives the matrix (norm weights are always F32). Scales are chosen so attention scores spread over a few units, which makes
 /// the logits depend visibly on RoPE and on the attention pattern.
 struct TinyModelSpec {
     var layerCount = 2
@@ -17,6 +17,9 @@ struct TinyModelSpec {
     var rmsNormEpsilon: Float = 1e-5
     var ropeBase: Float = 10_000
     var weightType: GGMLType = .f32
+    /// Types that replace `weightType` for some matrices, keyed by tensor name without the
+    /// layer prefix (`attn_v.weight` applies to every layer's value matrix).
+    var matrixTypes: [String: GGMLType] = [:]
     /// Writes a separate `output.weight`; without it the output head is the token embedding.
     var separateOutput = false
     var seed: UInt64 = 1
@@ -27,6 +30,12 @@ struct TinyModelSpec {
     var headDim: Int { hiddenSize / headCount }
     var kvDim: Int { kvHeadCount * headDim }
     var queryDim: Int { headCount * headDim }
+
+    /// Returns the type that the matrix `name` is written in.
+    func type(ofMatrix name: String) -> GGMLType {
+        let key = name.hasPrefix("blk.") ? String(name.split(separator: ".", maxSplits: 2)[2]) : name
+        return matrixTypes[key] ?? weightType
+    }
 }
 
 /// Returns the 256 byte tokens in GPT-2's byte-to-unicode form: printable Latin-1 bytes map to
@@ -62,10 +71,14 @@ struct TinyModel {
         let h = spec.hiddenSize, f = spec.feedForwardSize
         var tensors: [TensorEntry] = []
 
+        // The scales below are tuned for hidden size 64. A matrix output sums about `hiddenSize`
+        // products, so wider models scale their weights by sqrt(64 / hiddenSize) to keep
+        // activations and attention scores at the same RMS.
+        let widthScale = (64 / Float(h)).squareRoot()
         func matrix(_ name: String, rows: Int, cols: Int, scale: Float) {
-            let values = rng.floats(rows * cols, scale: scale)
-            tensors.append(TensorEntry(name: name, shape: [cols, rows], type: spec.weightType,
-                                       data: Quantizer.encode(values, as: spec.weightType)))
+            let values = rng.floats(rows * cols, scale: name == "token_embd.weight" ? scale : scale * widthScale)
+            let type = spec.type(ofMatrix: name)
+            tensors.append(TensorEntry(name: name, shape: [cols, rows], type: type, data: Quantizer.encode(values, as: type)))
         }
         func norm(_ name: String) {
             let values = (0..<h).map { _ in rng.uniform(0.7...1.3) }
@@ -141,5 +154,26 @@ struct TinyModel {
             let transformer = try Transformer(path: path, threads: threads)
             return try body(transformer)
         }
+    }
+}
+
+extension TinyModelSpec {
+    /// Returns a model with the type mix of a Q4_K_M file: Q4_K by default, Q5_K for the
+    /// attention output and up projections, Q6_K for the value, down and output matrices, and
+    /// Q5_0 for the keys. Hidden size 256 and feed-forward size 512 make every row a whole
+    /// number of 256-element super-blocks.
+    static func kQuantMix(seed: UInt64, layerCount: Int = 2) -> TinyModelSpec {
+        var spec = TinyModelSpec()
+        spec.layerCount = layerCount
+        spec.hiddenSize = 256
+        spec.feedForwardSize = 512
+        spec.weightType = .q4_K
+        spec.matrixTypes = [
+            "attn_k.weight": .q5_0, "attn_v.weight": .q6_K, "attn_output.weight": .q5_K,
+            "ffn_up.weight": .q5_K, "ffn_down.weight": .q6_K, "output.weight": .q6_K,
+        ]
+        spec.separateOutput = true
+        spec.seed = seed
+        return spec
     }
 }
