@@ -10,7 +10,10 @@ struct KernelBenchmark {
     let threads: Int
     let rounds: Int
     static let shapes: [(rows: Int, cols: Int)] = [(576, 576), (1536, 576), (576, 1536), (49_152, 576)]
-    static let types: [GGMLType] = [.q4_0, .q4_1, .q8_0]
+    /// Qwen2.5-1.5B's attention and MLP shapes (rows x cols), where Q4_K_M files use the
+    /// K-quants and Q5_0.
+    static let qwenShapes: [(rows: Int, cols: Int)] = [(1536, 1536), (8960, 1536), (1536, 8960)]
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q8_0, .q5_0, .q4_K, .q5_K, .q6_K]
     static let batchSizes = [1, 2, 4, 8, 16, 32, 64]
     /// Weight bytes cycled through per measurement, larger than a 32 MiB L3.
     static let poolBytes = 160 << 20
@@ -62,12 +65,18 @@ struct KernelBenchmark {
         if progress { Console.error("limits measured: \(Int(bandwidth)) GB/s, \(Int(peak)) GMAC/s") }
         var rows: [Row] = []
         for type in Self.types {
-            for shape in Self.shapes {
+            for shape in Self.shapes(for: type) {
                 rows += measureMatmul(type: type, rows: shape.rows, cols: shape.cols)
             }
             if progress { Console.error("\(type.name) done") }
         }
         return Report(threads: threads, bandwidth: bandwidth, peak: peak, rows: rows)
+    }
+
+    /// SmolLM2's shapes for the 32-element block types, Qwen2.5-1.5B's for Q5_0 and the
+    /// K-quants.
+    static func shapes(for type: GGMLType) -> [(rows: Int, cols: Int)] {
+        [.q5_0, .q4_K, .q5_K, .q6_K].contains(type) ? qwenShapes : shapes
     }
 
     /// Median GB/s of summing a 512 MiB array.
@@ -139,16 +148,19 @@ struct KernelBenchmark {
     }
 
     /// Random quantized blocks whose half-precision scales are all 1/64 (and Q4_1 minimums
-    /// -1/8), so every value is finite.
+    /// -1/8, Q4_K and Q5_K minimum scales 1/64), so every value is finite.
     private func fillBlocks(_ pool: UnsafeMutableRawPointer, bytes: Int, type: GGMLType) {
         var random = RandomGenerator(seed: 7)
         let words = pool.bindMemory(to: UInt64.self, capacity: bytes / 8)
         for i in 0..<(bytes / 8) { words[i] = random.next() }
         let blockBytes = type.blockBytes!
         let bytesPointer = pool.assumingMemoryBound(to: UInt8.self)
+        // Q6_K keeps its scale d in the last two bytes of a block, the other types in the first two.
+        let scaleOffset = type == .q6_K ? blockBytes - 2 : 0
         for block in stride(from: 0, to: bytes - blockBytes + 1, by: blockBytes) {
-            bytesPointer[block] = 0x00; bytesPointer[block + 1] = 0x24          // d = 1/64
+            bytesPointer[block + scaleOffset] = 0x00; bytesPointer[block + scaleOffset + 1] = 0x24   // d = 1/64
             if type == .q4_1 { bytesPointer[block + 2] = 0x00; bytesPointer[block + 3] = 0xB0 }  // m = -1/8
+            if type == .q4_K || type == .q5_K { bytesPointer[block + 2] = 0x00; bytesPointer[block + 3] = 0x24 }  // dmin = 1/64
         }
     }
 }

@@ -14,9 +14,10 @@ Benchmarks:
                 milliseconds and as a ratio to one row: what a speculative tree of that
                 many nodes costs to verify.
   kernels       The machine's memory read bandwidth and int8 peak, then each quantized
-                matrix kernel (Q4_0, Q4_1, Q8_0 at SmolLM2's shapes, M = 1 to 64 rows) in
-                microseconds per call, GB/s of weights and GMAC/s, as fractions of those
-                limits. Needs no model; --threads defaults to 2.
+                matrix kernel (Q4_0, Q4_1, Q8_0 at SmolLM2's shapes; Q5_0, Q4_K, Q5_K,
+                Q6_K at Qwen2.5-1.5B's; M = 1 to 64 rows) in microseconds per call, GB/s
+                of weights and GMAC/s, as fractions of those limits. Needs no model;
+                --threads defaults to 2.
   speculative   Greedy decoding with speculation off and on (see --drafter) on a
                 repetitive code edit, a summary and open chat, in interleaved rounds:
                 tokens per second, speedup, tokens per step (tau) and whether both gave
