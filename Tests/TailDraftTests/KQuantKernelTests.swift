@@ -254,6 +254,22 @@ private func randomBitsRow(_ type: GGMLType, count n: Int, rng: inout SplitMix64
         }
     }
 
+    /// td_dequantize_row gives bit for bit the values that the gguf Python package of the
+    /// llama.cpp project dequantizes the same random blocks to. scripts/make-kquant-golden.py
+    /// wrote the fixture.
+    @Test func dequantizeMatchesGGUFPackage() throws {
+        let golden = try JSONDecoder().decode(DequantizeGolden.self, from: Data(contentsOf: Fixtures.url("kquant-dequantize.json")))
+        #expect(golden.cases.map(\.type) == ["Q5_0", "Q4_K", "Q5_K", "Q6_K"])
+
+        for item in golden.cases {
+            let type = try #require(GGMLType.allCases.first { $0.name == item.type }, "unknown type \(item.type)")
+            let expected = item.values_bits.map { Float(bitPattern: UInt32($0, radix: 16)!) }
+            let values = dequantize(type, bytes(fromHex: item.blocks_hex), count: item.count)
+            #expect(expected.count == item.count, "\(item.type)")
+            #expect(bitwiseDifference(values, expected) == nil, "\(item.type) against \(golden.generator)")
+        }
+    }
+
     /// The test quantizers keep the RMS error well below the RMS of the values, so the tiny
     /// models' weights are meaningful. Bounds are loose: the K-quant encoders round scales
     /// to 6 or 8 bits without searching for better ones.
@@ -374,6 +390,20 @@ private func randomBitsRow(_ type: GGMLType, count n: Int, rng: inout SplitMix64
         }
         #expect(matmulStatus == TD_EINVAL, "\(type.name): status \(matmulStatus)")
     }
+}
+
+/// Blocks of random bits and their values as the gguf Python package dequantizes them.
+private struct DequantizeGolden: Decodable {
+    struct Case: Decodable {
+        let type: String
+        let count: Int
+        let blocks_hex: String
+        /// Float32 bit patterns in hexadecimal, in element order.
+        let values_bits: [String]
+    }
+
+    let generator: String
+    let cases: [Case]
 }
 
 /// One weight matrix for `runMatmul`.
