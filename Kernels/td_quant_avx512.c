@@ -3,6 +3,7 @@
  * the two halves keep separate float lanes, so accumulation order is fixed per block pair. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <string.h>
 #include "td_internal.h"
 
 #define TD_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
@@ -70,13 +71,13 @@ static inline TD_AVX512 __m512 widen(__m256 v) {
 }
 
 
-/* Q4_1 row state: the running sums of one weight row against one activation row. The
- * one-row and four-row kernels apply the same steps to it in the same order, so a row's
- * result is bitwise the same whichever kernel computed it. */
+/* Q4_1, row-major: one row's sixteen partial sums in one register, lanes 0..7 for the even
+ * block of each pair and 8..15 for the odd one, in the operation order of the scalar
+ * reference (td_quant_ref.c), so results equal every other path's bitwise. */
 typedef struct {
     __m512 acc;
     float offsets;
-    float offsets_odd;   /* odd blocks' offsets, summed apart to halve the serial chain */
+    float offsets_odd;
 } q4_1_state;
 
 static inline TD_AVX512 void q4_1_pair(q4_1_state *st, const td_block_q4_1 *blk, const td_block_q8_act *x) {
@@ -113,48 +114,74 @@ TD_AVX512 float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int6
     return q4_1_finish(&st, blk + b, x + b, b < nb);
 }
 
-/* Four consecutive weight rows against one activation row, in lockstep: four independent
- * dependency chains keep more loads in flight than one row at a time. */
-TD_AVX512 void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out) {
-    const td_block_q4_1 *rows[4];
-    q4_1_state st[4];
-    for (int k = 0; k < 4; k++) {
-        rows[k] = (const td_block_q4_1 *)((const char *)w + k * row_bytes);
-        st[k] = (q4_1_state){ _mm512_setzero_ps(), 0.0f, 0.0f };
-    }
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        for (int k = 0; k < 4; k++) {
-            _mm_prefetch((const char *)(rows[k] + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-            q4_1_pair(&st[k], rows[k] + b, x + b);
-        }
-    }
-    for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], rows[k] + b, x + b, b < nb);
+/* Interleaved Q4_1 (td_block_q4_1x16): lane r of every register belongs to weight row r, so
+ * register even[g] holds partial sum g of sixteen rows and odd[g] sum 8 + g. A block's four
+ * 64-byte quarters unpack into the eight groups' weights of all rows; vpdpbusd against a
+ * group's four activation bytes, broadcast to every lane, gives sixteen rows' exact group
+ * sums at once. Same operations, same order as the scalar reference, per lane. */
+static inline TD_AVX512 __m512i broadcast_group(const td_block_q8_act *x, int g) {
+    int32_t four;
+    memcpy(&four, x->qs + 4 * g, sizeof four);
+    return _mm512_set1_epi32(four);
 }
 
-/* One Q4_1 weight row against four activation rows (x_stride blocks apart): each block pair
- * is unpacked once and used for all four. Each (weight row, activation row) pair runs the
- * same steps as q4_1_pair and q4_1_finish, so results equal the one-row kernel's bitwise. */
-TD_AVX512 void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
-    const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
-    q4_1_state st[4];
-    for (int k = 0; k < 4; k++) st[k] = (q4_1_state){ _mm512_setzero_ps(), 0.0f, 0.0f };
+/* Advances acc[0..7] by one block: fused (scale * group sum) when `fused`, else a product
+ * then a sum (the odd last block). */
+static inline TD_AVX512 void q4_1x16_block(__m512 acc[8], const td_block_q4_1x16 *blk, const td_block_q8_act *x, int fused) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk->d)), _mm512_set1_ps(x->d));
+    for (int j = 0; j < 4; j++) {
+        const __m512i packed = _mm512_loadu_si512((const void *)(blk->qs + 64 * j));
+        const __m512i lo = _mm512_and_si512(packed, low);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
+        const __m512 sum_lo = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, broadcast_group(x, j)));
+        const __m512 sum_hi = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, broadcast_group(x, j + 4)));
+        if (fused) {
+            acc[j] = _mm512_fmadd_ps(scale, sum_lo, acc[j]);
+            acc[j + 4] = _mm512_fmadd_ps(scale, sum_hi, acc[j + 4]);
+        } else {
+            acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(scale, sum_lo));
+            acc[j + 4] = _mm512_add_ps(acc[j + 4], _mm512_mul_ps(scale, sum_hi));
+        }
+    }
+}
+
+static inline TD_AVX512 __m512 q4_1x16_offset(const td_block_q4_1x16 *blk, const td_block_q8_act *x) {
+    return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk->m)), _mm512_set1_ps(x->s));
+}
+
+/* Sixteen rows' products with one activation row. */
+static inline TD_AVX512 __m512 q4_1x16_row(const td_block_q4_1x16 *blk, int64_t nb, const td_block_q8_act *x) {
+    __m512 even[8], odd[8];
+    for (int g = 0; g < 8; g++) even[g] = odd[g] = _mm512_setzero_ps();
+    __m512 offsets = _mm512_setzero_ps(), offsets_odd = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
         _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-        const __m512i q = unpack_nibbles2(blk[b].qs, blk[b + 1].qs);
-        const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
-        const float m0 = half_to_float(blk[b].m), m1 = half_to_float(blk[b + 1].m);
-        for (int k = 0; k < 4; k++) {
-            const td_block_q8_act *xk = x + k * x_stride + b;
-            const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load_act2(xk));
-            const __m512 s = scales2(d0 * xk[0].d, d1 * xk[1].d);
-            st[k].acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dots), st[k].acc);
-            st[k].offsets += m0 * xk[0].s;
-            st[k].offsets_odd += m1 * xk[1].s;
-        }
+        q4_1x16_block(even, blk + b, x + b, 1);
+        q4_1x16_block(odd, blk + b + 1, x + b + 1, 1);
+        offsets = _mm512_add_ps(offsets, q4_1x16_offset(blk + b, x + b));
+        offsets_odd = _mm512_add_ps(offsets_odd, q4_1x16_offset(blk + b + 1, x + b + 1));
     }
-    for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], blk + b, x + k * x_stride + b, b < nb);
+    offsets = _mm512_add_ps(offsets, offsets_odd);
+    if (b < nb) {
+        q4_1x16_block(even, blk + b, x + b, 0);
+        offsets = _mm512_add_ps(offsets, q4_1x16_offset(blk + b, x + b));
+    }
+    __m512 t[8];
+    for (int g = 0; g < 8; g++) t[g] = _mm512_add_ps(even[g], odd[g]);
+    const __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[0], t[4]), _mm512_add_ps(t[2], t[6])),
+                                     _mm512_add_ps(_mm512_add_ps(t[1], t[5]), _mm512_add_ps(t[3], t[7])));
+    return _mm512_add_ps(sum, offsets);
+}
+
+TD_AVX512 void td_gemm_q4_1x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                                      int64_t m, float *out, int64_t out_stride, int valid_rows) {
+    const td_block_q4_1x16 *blk = (const td_block_q4_1x16 *)group;
+    const __mmask16 valid = (__mmask16)((1u << valid_rows) - 1);
+    for (int64_t i = 0; i < m; i++) {
+        _mm512_mask_storeu_ps(out + i * out_stride, valid, q4_1x16_row(blk, nb, x + i * x_stride));
+    }
 }
 
 /* Q8_0 steps shared by the one-row and four-activation-row kernels, so each (weight row,
