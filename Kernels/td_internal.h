@@ -35,8 +35,8 @@ typedef struct {
     td_dot_q_fn dot_q4_1;
     td_dot_q_fn dot_q8_0;
     td_dot_x4_q_fn dot_x4_q4_0;
-    td_dot_x4_q_fn dot_x4_q8_0;
     td_gemm_x16_fn gemm_q4_1x16;
+    td_gemm_x16_fn gemm_q8_0x16;
     td_dot_f_fn dot_f32;
     td_dot_f_fn dot_f16;
     td_dot_f_fn dot_bf16;
@@ -62,6 +62,8 @@ void td_q4_1_pair_scalar(td_q4_1_sums *st, const td_block_q4_1 *blk, const td_bl
 float td_q4_1_finish_scalar(td_q4_1_sums *st, const td_block_q4_1 *last, const td_block_q8_act *x);
 void td_gemm_q4_1x16_scalar(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                             int64_t m, float *out, int64_t out_stride, int valid_rows);
+void td_gemm_q8_0x16_scalar(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows);
 float td_dot_f32_scalar(const void *w, const float *x, int64_t n);
 float td_dot_f16_scalar(const void *w, const float *x, int64_t n);
 float td_dot_bf16_scalar(const void *w, const float *x, int64_t n);
@@ -79,7 +81,8 @@ float td_dot_f16_avx2(const void *w, const float *x, int64_t n);
 float td_dot_bf16_avx2(const void *w, const float *x, int64_t n);
 void td_gemm_q4_1x16_avx2(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                           int64_t m, float *out, int64_t out_stride, int valid_rows);
-void td_dot_q8_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_gemm_q8_0x16_avx2(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                          int64_t m, float *out, int64_t out_stride, int valid_rows);
 void td_dot_q4_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 void td_attend_avx2(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
                     int kv_offset, int head_dim, const int32_t *slots, int n_slots,
@@ -91,7 +94,8 @@ float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 void td_gemm_q4_1x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                             int64_t m, float *out, int64_t out_stride, int valid_rows);
-void td_dot_q8_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows);
 void td_dot_q4_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 float td_dot_f32_avx512(const void *w, const float *x, int64_t n);
 

@@ -10,7 +10,7 @@ _Static_assert(TD_ROW_CHUNK % TD_INTERLEAVE == 0, "row chunks must hold whole in
 int td_type_supported(int type) {
     switch (type) {
     case TD_TYPE_F32: case TD_TYPE_F16: case TD_TYPE_BF16:
-    case TD_TYPE_Q4_0: case TD_TYPE_Q4_1: case TD_TYPE_Q8_0: case TD_TYPE_Q4_1_X16:
+    case TD_TYPE_Q4_0: case TD_TYPE_Q4_1: case TD_TYPE_Q8_0: case TD_TYPE_Q4_1_X16: case TD_TYPE_Q8_0_X16:
         return 1;
     default:
         return 0;
@@ -18,7 +18,8 @@ int td_type_supported(int type) {
 }
 
 static int is_quantized(int type) {
-    return type == TD_TYPE_Q4_0 || type == TD_TYPE_Q4_1 || type == TD_TYPE_Q8_0 || type == TD_TYPE_Q4_1_X16;
+    return type == TD_TYPE_Q4_0 || type == TD_TYPE_Q4_1 || type == TD_TYPE_Q8_0 || type == TD_TYPE_Q4_1_X16 ||
+           type == TD_TYPE_Q8_0_X16;
 }
 
 size_t td_row_bytes(int type, int64_t cols) {
@@ -33,7 +34,7 @@ size_t td_row_bytes(int type, int64_t cols) {
     switch (type) {
     case TD_TYPE_Q4_0: return nb * sizeof(td_block_q4_0);
     case TD_TYPE_Q4_1: case TD_TYPE_Q4_1_X16: return nb * sizeof(td_block_q4_1);
-    case TD_TYPE_Q8_0: return nb * sizeof(td_block_q8_0);
+    case TD_TYPE_Q8_0: case TD_TYPE_Q8_0_X16: return nb * sizeof(td_block_q8_0);
     default: return 0;
     }
 }
@@ -55,7 +56,6 @@ static td_dot_q_fn quantized_dot(const td_kernel_table *k, int type) {
 static td_dot_x4_q_fn quantized_dot_x4(const td_kernel_table *k, int type) {
     switch (type) {
     case TD_TYPE_Q4_0: return k->dot_x4_q4_0;
-    case TD_TYPE_Q8_0: return k->dot_x4_q8_0;
     default: return NULL;
     }
 }
@@ -70,7 +70,7 @@ static td_dot_f_fn float_dot(const td_kernel_table *k, int type) {
 
 int td_dot_row(int type, const void *w, const float *x, int64_t n, float *result) {
     /* One row-major row only: an interleaved matrix has no contiguous rows. */
-    if (type == TD_TYPE_Q4_1_X16 || !td_type_supported(type) || td_row_bytes(type, n) == 0) return TD_EINVAL;
+    if (type == TD_TYPE_Q4_1_X16 || type == TD_TYPE_Q8_0_X16 || !td_type_supported(type) || td_row_bytes(type, n) == 0) return TD_EINVAL;
     const td_kernel_table *k = td_active_table();
     if (!is_quantized(type)) {
         *result = float_dot(k, type)(w, x, n);
@@ -92,13 +92,16 @@ static void matmul_rows(const td_kernel_table *k, const td_matrix *mat, int64_t 
                         int64_t x_stride) {
     const size_t row_bytes = td_row_bytes(mat->type, cols);
     const char *base = (const char *)mat->data;
-    if (mat->type == TD_TYPE_Q4_1_X16) {
+    if (mat->type == TD_TYPE_Q4_1_X16 || mat->type == TD_TYPE_Q8_0_X16) {
         /* r0 is a multiple of TD_ROW_CHUNK, itself a multiple of TD_INTERLEAVE. */
         const int64_t nb = cols / TD_QK;
+        const int q4 = mat->type == TD_TYPE_Q4_1_X16;
+        const size_t group_bytes = (size_t)nb * (q4 ? sizeof(td_block_q4_1x16) : sizeof(td_block_q8_0x16));
+        const td_gemm_x16_fn gemm = q4 ? k->gemm_q4_1x16 : k->gemm_q8_0x16;
         for (int64_t r = r0; r < r1; r += TD_INTERLEAVE) {
-            const td_block_q4_1x16 *group = (const td_block_q4_1x16 *)mat->data + (r / TD_INTERLEAVE) * nb;
+            const void *group = base + (size_t)(r / TD_INTERLEAVE) * group_bytes;
             const int valid = (int)(r1 - r < TD_INTERLEAVE ? r1 - r : TD_INTERLEAVE);
-            k->gemm_q4_1x16(group, nb, xq, nb, m, mat->out + r, mat->out_stride, valid);
+            gemm(group, nb, xq, nb, m, mat->out + r, mat->out_stride, valid);
         }
     } else if (is_quantized(mat->type)) {
         const td_dot_q_fn dot = quantized_dot(k, mat->type);

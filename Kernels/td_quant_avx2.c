@@ -2,6 +2,7 @@
  * accumulated in 8 float lanes in block order, then summed across lanes in a fixed order. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 #include "td_internal.h"
 
@@ -152,26 +153,52 @@ static inline TD_AVX2 __m256 q8_0_block(__m256 acc, __m256i q, float d, const td
     return _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
 }
 
-TD_AVX2 float td_dot_q8_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
-    const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        acc = q8_0_block(acc, _mm256_loadu_si256((const __m256i *)blk[b].qs), half_to_float(blk[b].d), x + b);
-    }
-    return hsum8(acc);
+/* Sums 8 int32 lanes (exact). */
+static inline TD_AVX2 int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
 }
 
-/* One Q8_0 weight row against four activation rows (x_stride blocks apart). */
-TD_AVX2 void td_dot_q8_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
+/* Q8_0, row-major: each block's exact integer sum, then the scalar reference's fused
+ * multiply-add, so results equal every other path's bitwise. */
+TD_AVX2 float td_dot_q8_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
-    __m256 acc[4];
-    for (int k = 0; k < 4; k++) acc[k] = _mm256_setzero_ps();
+    float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
-        const float d = half_to_float(blk[b].d);
-        for (int k = 0; k < 4; k++) acc[k] = q8_0_block(acc[k], q, d, x + k * x_stride + b);
+        const int isum = hsum_i32(dot_i8(q, _mm256_loadu_si256((const __m256i *)x[b].qs)));
+        acc = fmaf(half_to_float(blk[b].d) * x[b].d, (float)isum, acc);
     }
-    for (int k = 0; k < 4; k++) out[k] = hsum8(acc[k]);
+    return acc;
+}
+
+/* Interleaved Q8_0 (td_block_q8_0x16), eight rows per register: lane r is row 8 * half + r.
+ * Eighth g of qs, half `half`, is 32 bytes: those rows' four weights of group g. */
+static inline TD_AVX2 __m256 q8_0x8_rows(const td_block_q8_0x16 *blk, int64_t nb, int half, const td_block_q8_act *x) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i isum = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(blk[b].qs + 64 * g + 32 * half));
+            isum = _mm256_add_epi32(isum, dot_i8(w, broadcast_group(x + b, g)));
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk[b].d + 8 * half)));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), _mm256_cvtepi32_ps(isum), acc);
+    }
+    return acc;
+}
+
+TD_AVX2 void td_gemm_q8_0x16_avx2(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                                  int64_t m, float *out, int64_t out_stride, int valid_rows) {
+    const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)group;
+    for (int64_t i = 0; i < m; i++) {
+        float rows[TD_INTERLEAVE];
+        _mm256_storeu_ps(rows, q8_0x8_rows(blk, nb, 0, x + i * x_stride));
+        if (valid_rows > 8) _mm256_storeu_ps(rows + 8, q8_0x8_rows(blk, nb, 1, x + i * x_stride));
+        memcpy(out + i * out_stride, rows, (size_t)valid_rows * sizeof(float));
+    }
 }
 
 /* Float dot products: 8 lanes, elements in order within each lane, scalar tail last. */

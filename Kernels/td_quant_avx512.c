@@ -3,6 +3,7 @@
  * the two halves keep separate float lanes, so accumulation order is fixed per block pair. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 #include "td_internal.h"
 
@@ -184,56 +185,84 @@ TD_AVX512 void td_gemm_q4_1x16_avx512(const void *group, int64_t nb, const td_bl
     }
 }
 
-/* Q8_0 steps shared by the one-row and four-activation-row kernels, so each (weight row,
- * activation row) pair runs the same instructions in the same order. A four-weight-row form
- * measured slower for the output head, which streams well one row at a time. */
-static inline TD_AVX512 __m512i load_q8_pair(const td_block_q8_0 *blk) {
-    const __m256i qa = _mm256_loadu_si256((const __m256i *)blk[0].qs);
-    const __m256i qb = _mm256_loadu_si256((const __m256i *)blk[1].qs);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
-}
-
-static inline TD_AVX512 __m512 q8_0_pair(__m512 acc, __m512i q, float d0, float d1, const td_block_q8_act *x) {
+/* Q4_0 steps shared by the one-row and four-activation-row kernels, so each (weight row,
+ * activation row) pair runs the same instructions in the same order: signed weights q of a
+ * block pair against the pair's activations, then a row's odd last block and the lane sum. */
+static inline TD_AVX512 __m512 signed_pair(__m512 acc, __m512i q, float d0, float d1, const td_block_q8_act *x) {
     const __m512 s = scales2(d0 * x[0].d, d1 * x[1].d);
     return _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x))), acc);
 }
 
-/* Adds a row's odd last block (signed weights q with scale d) and sums the lanes; shared by
- * Q8_0 and Q4_0, which differ only in how q is loaded. */
 static inline TD_AVX512 float signed_finish(__m512 acc, __m256i q, float d, const td_block_q8_act *x) {
     const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
     const __m256 v = _mm256_mul_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
     return hsum16(_mm512_add_ps(acc, widen(v)));
 }
 
-static inline TD_AVX512 float q8_0_finish(__m512 acc, const td_block_q8_0 *blk, const td_block_q8_act *x, int odd) {
-    if (!odd) return hsum16(acc);
-    return signed_finish(acc, _mm256_loadu_si256((const __m256i *)blk->qs), half_to_float(blk->d), x);
-}
-
+/* Q8_0, row-major: each block's exact integer sum, then the scalar reference's fused
+ * multiply-add, so results equal every other path's bitwise. */
 TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
-    __m512 acc = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        acc = q8_0_pair(acc, load_q8_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
+        const __m256i lanes = dot_i8x32(q, _mm256_loadu_si256((const __m256i *)x[b].qs));
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+        s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+        acc = fmaf(half_to_float(blk[b].d) * x[b].d, (float)_mm_cvtsi128_si32(s), acc);
     }
-    return q8_0_finish(acc, blk + b, x + b, b < nb);
+    return acc;
 }
 
-/* One Q8_0 weight row against four activation rows (x_stride blocks apart). */
-TD_AVX512 void td_dot_q8_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
-    const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
-    __m512 acc[4];
-    for (int k = 0; k < 4; k++) acc[k] = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-        const __m512i q = load_q8_pair(blk + b);
-        const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
-        for (int k = 0; k < 4; k++) acc[k] = q8_0_pair(acc[k], q, d0, d1, x + k * x_stride + b);
+/* Interleaved Q8_0 (td_block_q8_0x16): lane r is weight row r. vpdpbusd multiplies unsigned
+ * by signed bytes, so the activations, offset by 128 into 1..255, are the unsigned side
+ * (broadcast to every lane) and the weights the signed side; 128 times each row's weight
+ * sum, from vpdpbusd of 128 by the weights once per block, is then subtracted, which leaves
+ * the exact signed sum of the scalar reference. */
+static inline TD_AVX512 __m512i q8_0x16_offset(const td_block_q8_0x16 *blk) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int g = 0; g < 8; g++) {
+        sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8((char)0x80), _mm512_loadu_si512((const void *)(blk->qs + 64 * g)));
     }
-    for (int k = 0; k < 4; k++) out[k] = q8_0_finish(acc[k], blk + b, x + k * x_stride + b, b < nb);
+    return sum;
+}
+
+static inline TD_AVX512 __m512i q8_0x16_sum(const td_block_q8_0x16 *blk, const td_block_q8_act *x, __m512i offset) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int g = 0; g < 8; g++) {
+        uint32_t four;
+        memcpy(&four, x->qs + 4 * g, sizeof four);
+        const __m512i shifted = _mm512_set1_epi32((int)(four ^ 0x80808080u));
+        sum = _mm512_dpbusd_epi32(sum, shifted, _mm512_loadu_si512((const void *)(blk->qs + 64 * g)));
+    }
+    return _mm512_sub_epi32(sum, offset);
+}
+
+/* Blocks whose offsets fit the stack scratch (32 KiB). */
+#define TD_Q8_OFFSET_BLOCKS 512
+
+TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                                      int64_t m, float *out, int64_t out_stride, int valid_rows) {
+    const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)group;
+    const __mmask16 valid = (__mmask16)((1u << valid_rows) - 1);
+    /* With several activation rows, each block's offset is computed once for all of them. */
+    const int shared = m > 1 && nb <= TD_Q8_OFFSET_BLOCKS;
+    __m512i offsets[shared ? nb : 1];
+    if (shared) {
+        for (int64_t b = 0; b < nb; b++) offsets[b] = q8_0x16_offset(blk + b);
+    }
+    for (int64_t i = 0; i < m; i++) {
+        const td_block_q8_act *xi = x + i * x_stride;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+            const __m512i sum = q8_0x16_sum(blk + b, xi + b, shared ? offsets[b] : q8_0x16_offset(blk + b));
+            const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk[b].d)), _mm512_set1_ps(xi[b].d));
+            acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sum), acc);
+        }
+        _mm512_mask_storeu_ps(out + i * out_stride, valid, acc);
+    }
 }
 
 TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
@@ -246,8 +275,7 @@ TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
     return sum;
 }
 
-/* Q4_0 reuses the Q8_0 block-pair step once its nibbles are unpacked and shifted to -8..7,
- * so the one-row and four-activation-row kernels share every floating-point operation. */
+/* Q4_0 unpacks a block pair's nibbles and shifts them to -8..7 for the signed steps above. */
 static inline TD_AVX512 __m512i load_q4_0_pair(const td_block_q4_0 *blk) {
     return _mm512_sub_epi8(unpack_nibbles2(blk[0].qs, blk[1].qs), _mm512_set1_epi8(8));
 }
@@ -264,7 +292,7 @@ TD_AVX512 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int6
     __m512 acc = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-        acc = q8_0_pair(acc, load_q4_0_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
+        acc = signed_pair(acc, load_q4_0_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
     }
     return q4_0_finish(acc, blk + b, x + b, b < nb);
 }
@@ -279,7 +307,7 @@ TD_AVX512 void td_dot_q4_0_x4_avx512(const void *w, const td_block_q8_act *x, in
         _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
         const __m512i q = load_q4_0_pair(blk + b);
         const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
-        for (int k = 0; k < 4; k++) acc[k] = q8_0_pair(acc[k], q, d0, d1, x + k * x_stride + b);
+        for (int k = 0; k < 4; k++) acc[k] = signed_pair(acc[k], q, d0, d1, x + k * x_stride + b);
     }
     for (int k = 0; k < 4; k++) out[k] = q4_0_finish(acc[k], blk + b, x + k * x_stride + b, b < nb);
 }

@@ -225,15 +225,39 @@ void td_gemm_q4_1x16_scalar(const void *group, int64_t nb, const td_block_q8_act
     }
 }
 
+/* Q8_0 sums each block's 32 products exactly, then advances one float sum by a fused
+ * multiply-add of (d * x.d) and that integer, block by block. Every path, row-major or
+ * interleaved, takes these operations in this order, so all agree bitwise. */
+static int q8_0_block_sum(const int8_t *qs, const td_block_q8_act *x) {
+    int isum = 0;
+    for (int j = 0; j < TD_QK; j++) isum += qs[j] * x->qs[j];
+    return isum;
+}
+
 float td_dot_q8_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
-    float sum = 0.0f;
+    float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
-        int isum = 0;
-        for (int j = 0; j < TD_QK; j++) isum += blk[b].qs[j] * x[b].qs[j];
-        sum += td_fp16_to_fp32(blk[b].d) * x[b].d * (float)isum;
+        acc = fmaf(td_fp16_to_fp32(blk[b].d) * x[b].d, (float)q8_0_block_sum(blk[b].qs, x + b), acc);
     }
-    return sum;
+    return acc;
+}
+
+void td_gemm_q8_0x16_scalar(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows) {
+    const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)group;
+    for (int64_t i = 0; i < m; i++) {
+        for (int r = 0; r < valid_rows; r++) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                int8_t qs[TD_QK];
+                for (int g = 0; g < 8; g++) memcpy(qs + 4 * g, blk[b].qs + (TD_INTERLEAVE * g + r) * 4, 4);
+                const td_block_q8_act *xb = x + i * x_stride + b;
+                acc = fmaf(td_fp16_to_fp32(blk[b].d[r]) * xb->d, (float)q8_0_block_sum(qs, xb), acc);
+            }
+            out[i * out_stride + r] = acc;
+        }
+    }
 }
 
 float td_dot_f32_scalar(const void *w, const float *x, int64_t n) {

@@ -40,6 +40,7 @@ enum td_type {
     TD_TYPE_BF16 = 30,
     /* Engine-internal interleaved layouts, never found in files (see td_repack). */
     TD_TYPE_Q4_1_X16 = 0x1003,
+    TD_TYPE_Q8_0_X16 = 0x1008,
 };
 
 /* Instruction-set paths. */
@@ -68,8 +69,8 @@ int td_type_supported(int type);
  * block size or the type is unknown. */
 size_t td_row_bytes(int type, int64_t cols);
 
-/* Returns the interleaved type td_repack makes of `type` (TD_TYPE_Q4_1 -> TD_TYPE_Q4_1_X16),
- * or -1 when the type has no interleaved layout. */
+/* Returns the interleaved type td_repack makes of `type` (TD_TYPE_Q4_1 -> TD_TYPE_Q4_1_X16,
+ * TD_TYPE_Q8_0 -> TD_TYPE_Q8_0_X16), or -1 when the type has no interleaved layout. */
 int td_interleaved_type(int type);
 /* Bytes of a matrix of `rows` x `cols` in the interleaved layout: rows rounded up to a
  * multiple of TD_INTERLEAVE; 0 when the type has no interleaved layout or cols is invalid. */

@@ -49,6 +49,15 @@ typedef struct {
 } td_block_q8_0;
 _Static_assert(sizeof(td_block_q8_0) == 34, "Q8_0 block must be 34 bytes");
 
+/* Q8_0 with 16 rows interleaved (engine-internal, built by td_repack): d[r] is row r's scale
+ * and qs[(16 * g + r) * 4 + k] holds row r's qs[4 * g + k] (g = 0..7, k = 0..3), so each
+ * 64-byte eighth g gives every row its four weights of elements 4g..4g+3. */
+typedef struct {
+    td_fp16 d[TD_INTERLEAVE];
+    int8_t qs[TD_INTERLEAVE * TD_QK];
+} td_block_q8_0x16;
+_Static_assert(sizeof(td_block_q8_0x16) == 16 * 34, "interleaved Q8_0 block must be 544 bytes");
+
 /* Activation block (engine-internal, never stored in files): x[i] ~= d * q[i], q[i] in
  * -127..127, q[i] = x[i] * 127 / max|x| rounded half to even, d = max|x| / 127. As in
  * llama.cpp's Q8_0 and Q8_1 activation blocks, d and s = d * sum(q) are rounded to half

@@ -201,28 +201,29 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         }
     }
 
-    /// Q4_1 takes the same operations in the same order on every path, so the scalar
-    /// reference, AVX2 and AVX-512 agree bit for bit (odd and even block counts alike).
-    @Test func q4_1PathsAgreeBitwise() {
+    /// Q4_1 and Q8_0 take the same operations in the same order on every path, so the
+    /// scalar reference, AVX2 and AVX-512 agree bit for bit (odd and even block counts alike).
+    @Test(arguments: [GGMLType.q4_1, .q8_0])
+    func pathsAgreeBitwise(type: GGMLType) {
         let seed: UInt64 = 0xD07_0003
         var rng = SplitMix64(seed: seed)
         var cases: [(label: String, weights: [UInt8], x: [Float])] = []
         for n in [32, 64, 96, 576, 1536] {
-            let random = Quantizer.encode(rng.floats(n, scale: 2), as: .q4_1)
+            let random = Quantizer.encode(rng.floats(n, scale: 2), as: type)
             cases.append(("random n=\(n)", random, rng.floats(n, scale: 3)))
-            cases.append(("extreme n=\(n)", extremeRow(.q4_1, count: n), (0..<n).map { Float($0 % 2 == 0 ? 127 : -127) }))
+            cases.append(("extreme n=\(n)", extremeRow(type, count: n), (0..<n).map { Float($0 % 2 == 0 ? 127 : -127) }))
             cases.append(("random, x=1e4 n=\(n)", random, Array(repeating: 1e4, count: n)))
         }
         KernelGate.run {
             var results: [[Float]] = []
             for isa in KernelGate.isaPaths {
                 KernelGate.select(isa)
-                results.append(cases.map { dotRow(.q4_1, $0.weights, $0.x) })
+                results.append(cases.map { dotRow(type, $0.weights, $0.x) })
             }
             for (index, item) in cases.enumerated() {
                 let values = results.map { $0[index] }
                 #expect(Set(values.map(\.bitPattern)).count == 1,
-                        "seed \(seed), \(item.label): paths \(KernelGate.isaPaths.map(KernelGate.name)) gave \(values)")
+                        "seed \(seed), \(type.name) \(item.label): paths \(KernelGate.isaPaths.map(KernelGate.name)) gave \(values)")
             }
         }
     }
@@ -235,6 +236,7 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         (576, [GGMLType.q4_0, .f32, .bf16], [19, 33, 2], false),
         (96, [GGMLType.q4_1, .q4_1, .q4_1], [37, 16, 5], true),
         (576, [GGMLType.q4_1, .q8_0], [48, 7], true),
+        (64, [GGMLType.q8_0, .q4_0], [33, 16], true),
     ])
     func matmulEqualsDotRow(cols: Int, types: [GGMLType], rows: [Int], interleave: Bool) throws {
         let seed: UInt64 = 0xD07_0002 &+ UInt64(cols)

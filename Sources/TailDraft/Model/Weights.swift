@@ -60,15 +60,15 @@ public struct LayerWeights: Sendable {
 /// KB each, are converted to Float arrays.
 public struct ModelWeights: @unchecked Sendable {
     public let tokenEmbedding: WeightMatrix
-    public let layers: [LayerWeights]
+    public private(set) var layers: [LayerWeights]
     public let outputNorm: [Float]
     /// The output head; the token embedding when the file has no `output.weight` (tied).
-    public let output: WeightMatrix
+    public private(set) var output: WeightMatrix
     public let tiedOutput: Bool
     /// The file the matrices point into; kept alive here.
     public let file: GGUFFile
     /// Owner of the interleaved copies, if any.
-    private let arena: InterleavedArena?
+    private var arena: InterleavedArena?
 
     /// Locates and checks every tensor the forward pass needs.
     ///
@@ -101,16 +101,14 @@ public struct ModelWeights: @unchecked Sendable {
                 up: try Self.matrix(file, p + "ffn_up.weight", rows: config.feedForwardSize, cols: h),
                 down: try Self.matrix(file, p + "ffn_down.weight", rows: h, cols: config.feedForwardSize)))
         }
-        if interleave {
-            (self.layers, arena) = Self.interleaved(layers)
-        } else {
-            self.layers = layers
-            arena = nil
-        }
+        self.layers = layers
+        arena = nil
+        if interleave { self.interleave() }
     }
 
-    /// Replaces every layer matrix that has an interleaved layout by its copy.
-    private static func interleaved(_ layers: [LayerWeights]) -> ([LayerWeights], InterleavedArena?) {
+    /// Replaces every matrix the forward pass multiplies (layers and output head) that has
+    /// an interleaved layout by its copy. The token embedding keeps reading the file.
+    private mutating func interleave() {
         let paths: [WritableKeyPath<LayerWeights, WeightMatrix>] =
             [\.query, \.key, \.value, \.attentionOutput, \.gate, \.up, \.down]
         var selected: [(layer: Int, path: WritableKeyPath<LayerWeights, WeightMatrix>)] = []
@@ -119,14 +117,14 @@ public struct ModelWeights: @unchecked Sendable {
                 selected.append((index, path))
             }
         }
-        guard let (arena, copies) = InterleavedArena.make(selected.map { layers[$0.layer][keyPath: $0.path] }) else {
-            return (layers, nil)
-        }
-        var result = layers
+        var matrices = selected.map { layers[$0.layer][keyPath: $0.path] }
+        if output.canInterleave { matrices.append(output) }
+        guard let (arena, copies) = InterleavedArena.make(matrices) else { return }
         for (entry, copy) in zip(selected, copies) {
-            result[entry.layer][keyPath: entry.path].useInterleaved(copy)
+            layers[entry.layer][keyPath: entry.path].useInterleaved(copy)
         }
-        return (result, arena)
+        if output.canInterleave { output.useInterleaved(copies[selected.count]) }
+        self.arena = arena
     }
 
     private static func tensor(_ file: GGUFFile, _ name: String) throws -> GGUFTensorInfo {
