@@ -118,6 +118,8 @@ struct KernelBenchmark {
         let pool = UnsafeMutableRawPointer.allocate(byteCount: copies * matrixBytes, alignment: 64)
         defer { pool.deallocate() }
         fillBlocks(pool, bytes: copies * matrixBytes, type: type)
+        // Measure the layout the engine multiplies: interleaved where the type has one.
+        let kernelType = interleave(pool, copies: copies, type: type, rows: rows, cols: cols)
         let maxBatch = Self.batchSizes.max()!
         let x = (0..<(maxBatch * cols)).map { Float(($0 * 37) % 101) / 50 - 1 }
         var out = [Float](repeating: 0, count: maxBatch * rows)
@@ -132,7 +134,7 @@ struct KernelBenchmark {
                 for call in 0..<calls {
                     let weights = pool + ((round * calls + call) % copies) * matrixBytes
                     out.withUnsafeMutableBufferPointer { buffer in
-                        var matrix = td_matrix(type: Int32(type.rawValue), rows: Int64(rows), data: weights,
+                        var matrix = td_matrix(type: kernelType, rows: Int64(rows), data: weights,
                                                out: buffer.baseAddress!, out_stride: Int64(rows))
                         let status = td_matmul(&matrix, 1, x, Int64(m), Int64(cols), Int64(cols), scratch, Int32(threads))
                         precondition(status == TD_OK, "td_matmul failed with status \(status)")
@@ -145,6 +147,22 @@ struct KernelBenchmark {
                        gigabytesPerSecond: Double(matrixBytes) / seconds / 1e9,
                        gigaMACsPerSecond: Double(rows * cols * m) / seconds / 1e9)
         }
+    }
+
+    /// Rewrites each copy in the pool into the type's interleaved layout when it has one and
+    /// the copy keeps its size (rows a multiple of 16); returns the td_type to multiply.
+    private func interleave(_ pool: UnsafeMutableRawPointer, copies: Int, type: GGMLType, rows: Int, cols: Int) -> Int32 {
+        let rowMajor = Int32(type.rawValue)
+        let matrixBytes = td_row_bytes(rowMajor, Int64(cols)) * rows
+        guard td_repacked_bytes(rowMajor, Int64(rows), Int64(cols)) == matrixBytes else { return rowMajor }
+        let staging = UnsafeMutableRawPointer.allocate(byteCount: matrixBytes, alignment: 64)
+        defer { staging.deallocate() }
+        for copy in 0..<copies {
+            let matrix = pool + copy * matrixBytes
+            staging.copyMemory(from: matrix, byteCount: matrixBytes)
+            precondition(td_repack(rowMajor, staging, Int64(rows), Int64(cols), matrix) == TD_OK, "td_repack failed")
+        }
+        return td_interleaved_type(rowMajor)
     }
 
     /// Random quantized blocks whose half-precision scales are all 1/64 (and Q4_1 minimums

@@ -4,19 +4,21 @@
 #include "td_internal.h"
 
 static const td_kernel_table scalar_table = {
-    td_dot_q4_0_scalar, td_dot_q4_1_scalar, td_dot_q8_0_scalar, NULL, NULL, NULL, NULL, NULL, NULL,
-    td_dot_f32_scalar, td_dot_f16_scalar, td_dot_bf16_scalar,
-    td_attend_scalar, 1,
+    .dot_q4_0 = td_dot_q4_0_scalar, .dot_q4_1 = td_dot_q4_1_scalar, .dot_q8_0 = td_dot_q8_0_scalar,
+    .gemm_q4_1x16 = td_gemm_q4_1x16_scalar, .gemm_q8_0x16 = td_gemm_q8_0x16_scalar,
+    .dot_f32 = td_dot_f32_scalar, .dot_f16 = td_dot_f16_scalar, .dot_bf16 = td_dot_bf16_scalar,
+    .attend = td_attend_scalar, .attend_lanes = 1,
     .dot_q5_0 = td_dot_q5_0_scalar, .dot_q4_K = td_dot_q4_K_scalar,
     .dot_q5_K = td_dot_q5_K_scalar, .dot_q6_K = td_dot_q6_K_scalar,
 };
 
 #if defined(__x86_64__)
 static const td_kernel_table avx2_table = {
-    td_dot_q4_0_avx2, td_dot_q4_1_avx2, td_dot_q8_0_avx2, NULL, td_dot4_q4_1_avx2, NULL,
-    td_dot_q4_0_x4_avx2, td_dot_q4_1_x4_avx2, td_dot_q8_0_x4_avx2,
-    td_dot_f32_avx2, td_dot_f16_avx2, td_dot_bf16_avx2,
-    td_attend_avx2, 8,
+    .dot_q4_0 = td_dot_q4_0_avx2, .dot_q4_1 = td_dot_q4_1_avx2, .dot_q8_0 = td_dot_q8_0_avx2,
+    .dot_x4_q4_0 = td_dot_q4_0_x4_avx2,
+    .gemm_q4_1x16 = td_gemm_q4_1x16_avx2, .gemm_q8_0x16 = td_gemm_q8_0x16_avx2,
+    .dot_f32 = td_dot_f32_avx2, .dot_f16 = td_dot_f16_avx2, .dot_bf16 = td_dot_bf16_avx2,
+    .attend = td_attend_avx2, .attend_lanes = 8,
     .dot_q5_0 = td_dot_q5_0_avx2, .dot_q4_K = td_dot_q4_K_avx2,
     .dot_q5_K = td_dot_q5_K_avx2, .dot_q6_K = td_dot_q6_K_avx2,
     .dot_x4_q5_0 = td_dot_q5_0_x4_avx2, .dot_x4_q4_K = td_dot_q4_K_x4_avx2,
@@ -25,10 +27,11 @@ static const td_kernel_table avx2_table = {
 
 /* Float-typed weights gain little from 512-bit registers here, so F16 and BF16 reuse AVX2. */
 static const td_kernel_table avx512_table = {
-    td_dot_q4_0_avx512, td_dot_q4_1_avx512, td_dot_q8_0_avx512, NULL, td_dot4_q4_1_avx512, NULL,
-    td_dot_q4_0_x4_avx512, td_dot_q4_1_x4_avx512, td_dot_q8_0_x4_avx512,
-    td_dot_f32_avx512, td_dot_f16_avx2, td_dot_bf16_avx2,
-    td_attend_avx2, 8,
+    .dot_q4_0 = td_dot_q4_0_avx512, .dot_q4_1 = td_dot_q4_1_avx512, .dot_q8_0 = td_dot_q8_0_avx512,
+    .dot_x4_q4_0 = td_dot_q4_0_x4_avx512,
+    .gemm_q4_1x16 = td_gemm_q4_1x16_avx512, .gemm_q8_0x16 = td_gemm_q8_0x16_avx512,
+    .dot_f32 = td_dot_f32_avx512, .dot_f16 = td_dot_f16_avx2, .dot_bf16 = td_dot_bf16_avx2,
+    .attend = td_attend_avx2, .attend_lanes = 8,
     .dot_q5_0 = td_dot_q5_0_avx512, .dot_q4_K = td_dot_q4_K_avx512,
     .dot_q5_K = td_dot_q5_K_avx512, .dot_q6_K = td_dot_q6_K_avx512,
     .dot_x4_q5_0 = td_dot_q5_0_x4_avx512, .dot_x4_q4_K = td_dot_q4_K_x4_avx512,

@@ -9,13 +9,15 @@ typedef float (*td_dot_q_fn)(const void *w, const td_block_q8_act *x, int64_t nb
 /* Dot product of a float-typed weight row (n elements) with float activations. */
 typedef float (*td_dot_f_fn)(const void *w, const float *x, int64_t n);
 
-/* Dot products of four consecutive weight rows (row_bytes apart) with one activation row,
- * out[0..3]; each result bitwise equal to the one-row function's. */
-typedef void (*td_dot4_q_fn)(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
-
 /* Dot products of one weight row with four activation rows (x_stride blocks apart), out[0..3];
  * each result bitwise equal to the one-row function's. */
 typedef void (*td_dot_x4_q_fn)(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+
+/* Products of one interleaved group of TD_INTERLEAVE weight rows (nb blocks each) with m
+ * activation rows (x_stride blocks apart): out[i * out_stride + r] for r < valid_rows. Each
+ * result is bitwise equal to the row-major one-row function's on every path. */
+typedef void (*td_gemm_x16_fn)(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                               int64_t m, float *out, int64_t out_stride, int valid_rows);
 
 /* Attention of one query head over its listed KV slots (see td_attention); scores is scratch
  * for n_slots floats. */
@@ -26,18 +28,15 @@ typedef void (*td_attend_fn)(const float *q, const float *k_base, const float *v
 /* Largest head size the SIMD attention kernel takes (it keeps a head in registers). */
 #define TD_MAX_HEAD_DIM 256
 
-/* One ISA path: a dot product per weight type, and optional four-row forms (NULL when the
- * path has none). */
+/* One ISA path: a dot product per weight type, optional four-activation-row forms (NULL when
+ * the path has none), and the interleaved-layout products. */
 typedef struct {
     td_dot_q_fn dot_q4_0;
     td_dot_q_fn dot_q4_1;
     td_dot_q_fn dot_q8_0;
-    td_dot4_q_fn dot4_q4_0;
-    td_dot4_q_fn dot4_q4_1;
-    td_dot4_q_fn dot4_q8_0;
     td_dot_x4_q_fn dot_x4_q4_0;
-    td_dot_x4_q_fn dot_x4_q4_1;
-    td_dot_x4_q_fn dot_x4_q8_0;
+    td_gemm_x16_fn gemm_q4_1x16;
+    td_gemm_x16_fn gemm_q8_0x16;
     td_dot_f_fn dot_f32;
     td_dot_f_fn dot_f16;
     td_dot_f_fn dot_bf16;
@@ -61,6 +60,20 @@ const td_kernel_table *td_active_table(void);
 float td_dot_q4_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q4_1_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q8_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb);
+/* Running sums of one Q4_1 row product (see td_quant_ref.c for the order of operations). */
+typedef struct {
+    float acc[16];
+    float offsets;
+    float offsets_odd;
+} td_q4_1_sums;
+/* Adds blocks blk[0] and blk[1] (an even block and the next). */
+void td_q4_1_pair_scalar(td_q4_1_sums *st, const td_block_q4_1 *blk, const td_block_q8_act *x);
+/* Adds the odd last block when `last` is not NULL, then returns the product. */
+float td_q4_1_finish_scalar(td_q4_1_sums *st, const td_block_q4_1 *last, const td_block_q8_act *x);
+void td_gemm_q4_1x16_scalar(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows);
+void td_gemm_q8_0x16_scalar(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows);
 float td_dot_f32_scalar(const void *w, const float *x, int64_t n);
 float td_dot_f16_scalar(const void *w, const float *x, int64_t n);
 float td_dot_bf16_scalar(const void *w, const float *x, int64_t n);
@@ -117,9 +130,10 @@ float td_dot_q8_0_avx2(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_f32_avx2(const void *w, const float *x, int64_t n);
 float td_dot_f16_avx2(const void *w, const float *x, int64_t n);
 float td_dot_bf16_avx2(const void *w, const float *x, int64_t n);
-void td_dot4_q4_1_avx2(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
-void td_dot_q4_1_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
-void td_dot_q8_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_gemm_q4_1x16_avx2(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                          int64_t m, float *out, int64_t out_stride, int valid_rows);
+void td_gemm_q8_0x16_avx2(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                          int64_t m, float *out, int64_t out_stride, int valid_rows);
 void td_dot_q4_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 void td_attend_avx2(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
                     int kv_offset, int head_dim, const int32_t *slots, int n_slots,
@@ -129,9 +143,10 @@ void td_attend_avx2(const float *q, const float *k_base, const float *v_base, in
 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
-void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out);
-void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
-void td_dot_q8_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
+void td_gemm_q4_1x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows);
+void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows);
 void td_dot_q4_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 float td_dot_f32_avx512(const void *w, const float *x, int64_t n);
 

@@ -5,11 +5,12 @@
 /* Rows per unit of work handed to a thread. Small enough to balance 576-row matrices over
  * two threads, large enough that the per-chunk bookkeeping is negligible. */
 #define TD_ROW_CHUNK 16
+_Static_assert(TD_ROW_CHUNK % TD_INTERLEAVE == 0, "row chunks must hold whole interleaved groups");
 
 int td_type_supported(int type) {
     switch (type) {
     case TD_TYPE_F32: case TD_TYPE_F16: case TD_TYPE_BF16:
-    case TD_TYPE_Q4_0: case TD_TYPE_Q4_1: case TD_TYPE_Q8_0:
+    case TD_TYPE_Q4_0: case TD_TYPE_Q4_1: case TD_TYPE_Q8_0: case TD_TYPE_Q4_1_X16: case TD_TYPE_Q8_0_X16:
     case TD_TYPE_Q5_0: case TD_TYPE_Q4_K: case TD_TYPE_Q5_K: case TD_TYPE_Q6_K:
         return 1;
     default:
@@ -18,7 +19,8 @@ int td_type_supported(int type) {
 }
 
 static int is_quantized(int type) {
-    return type == TD_TYPE_Q4_0 || type == TD_TYPE_Q4_1 || type == TD_TYPE_Q8_0 ||
+    return type == TD_TYPE_Q4_0 || type == TD_TYPE_Q4_1 || type == TD_TYPE_Q8_0 || type == TD_TYPE_Q4_1_X16 ||
+           type == TD_TYPE_Q8_0_X16 ||
            type == TD_TYPE_Q5_0 || type == TD_TYPE_Q4_K || type == TD_TYPE_Q5_K || type == TD_TYPE_Q6_K;
 }
 
@@ -33,8 +35,8 @@ size_t td_row_bytes(int type, int64_t cols) {
     const size_t nb = (size_t)(cols / TD_QK);
     switch (type) {
     case TD_TYPE_Q4_0: return nb * sizeof(td_block_q4_0);
-    case TD_TYPE_Q4_1: return nb * sizeof(td_block_q4_1);
-    case TD_TYPE_Q8_0: return nb * sizeof(td_block_q8_0);
+    case TD_TYPE_Q4_1: case TD_TYPE_Q4_1_X16: return nb * sizeof(td_block_q4_1);
+    case TD_TYPE_Q8_0: case TD_TYPE_Q8_0_X16: return nb * sizeof(td_block_q8_0);
     case TD_TYPE_Q5_0: return nb * sizeof(td_block_q5_0);
     case TD_TYPE_Q4_K: return cols % TD_QK_K == 0 ? (size_t)(cols / TD_QK_K) * sizeof(td_block_q4_K) : 0;
     case TD_TYPE_Q5_K: return cols % TD_QK_K == 0 ? (size_t)(cols / TD_QK_K) * sizeof(td_block_q5_K) : 0;
@@ -52,32 +54,23 @@ static td_dot_q_fn quantized_dot(const td_kernel_table *k, int type) {
     switch (type) {
     case TD_TYPE_Q4_0: return k->dot_q4_0;
     case TD_TYPE_Q4_1: return k->dot_q4_1;
+    case TD_TYPE_Q8_0: return k->dot_q8_0;
     case TD_TYPE_Q5_0: return k->dot_q5_0;
     case TD_TYPE_Q4_K: return k->dot_q4_K;
     case TD_TYPE_Q5_K: return k->dot_q5_K;
     case TD_TYPE_Q6_K: return k->dot_q6_K;
-    default: return k->dot_q8_0;
-    }
-}
-
-static td_dot4_q_fn quantized_dot4(const td_kernel_table *k, int type) {
-    switch (type) {
-    case TD_TYPE_Q4_0: return k->dot4_q4_0;
-    case TD_TYPE_Q4_1: return k->dot4_q4_1;
-    case TD_TYPE_Q5_0: case TD_TYPE_Q4_K: case TD_TYPE_Q5_K: case TD_TYPE_Q6_K: return NULL;
-    default: return k->dot4_q8_0;
+    default: return NULL;
     }
 }
 
 static td_dot_x4_q_fn quantized_dot_x4(const td_kernel_table *k, int type) {
     switch (type) {
     case TD_TYPE_Q4_0: return k->dot_x4_q4_0;
-    case TD_TYPE_Q4_1: return k->dot_x4_q4_1;
     case TD_TYPE_Q5_0: return k->dot_x4_q5_0;
     case TD_TYPE_Q4_K: return k->dot_x4_q4_K;
     case TD_TYPE_Q5_K: return k->dot_x4_q5_K;
     case TD_TYPE_Q6_K: return k->dot_x4_q6_K;
-    default: return k->dot_x4_q8_0;
+    default: return NULL;
     }
 }
 
@@ -90,7 +83,8 @@ static td_dot_f_fn float_dot(const td_kernel_table *k, int type) {
 }
 
 int td_dot_row(int type, const void *w, const float *x, int64_t n, float *result) {
-    if (!td_type_supported(type) || td_row_bytes(type, n) == 0) return TD_EINVAL;
+    /* One row-major row only: an interleaved matrix has no contiguous rows. */
+    if (type == TD_TYPE_Q4_1_X16 || type == TD_TYPE_Q8_0_X16 || !td_type_supported(type) || td_row_bytes(type, n) == 0) return TD_EINVAL;
     const td_kernel_table *k = td_active_table();
     if (!is_quantized(type)) {
         *result = float_dot(k, type)(w, x, n);
@@ -105,44 +99,40 @@ int td_dot_row(int type, const void *w, const float *x, int64_t n, float *result
 }
 
 /* Computes rows [r0, r1) of one matrix for all m batch rows. Each weight row is reused from
- * L1 for every batch row; each output element is one call of the path's dot product. */
+ * L1 for every batch row; each output element is one call of the path's dot product, or one
+ * lane of the interleaved kernel, which computes the same operations. */
 static void matmul_rows(const td_kernel_table *k, const td_matrix *mat, int64_t r0, int64_t r1,
                         const float *x, const td_block_q8_act *xq, int64_t m, int64_t cols,
                         int64_t x_stride) {
     const size_t row_bytes = td_row_bytes(mat->type, cols);
     const char *base = (const char *)mat->data;
-    if (is_quantized(mat->type)) {
+    if (mat->type == TD_TYPE_Q4_1_X16 || mat->type == TD_TYPE_Q8_0_X16) {
+        /* r0 is a multiple of TD_ROW_CHUNK, itself a multiple of TD_INTERLEAVE. */
+        const int64_t nb = cols / TD_QK;
+        const int q4 = mat->type == TD_TYPE_Q4_1_X16;
+        const size_t group_bytes = (size_t)nb * (q4 ? sizeof(td_block_q4_1x16) : sizeof(td_block_q8_0x16));
+        const td_gemm_x16_fn gemm = q4 ? k->gemm_q4_1x16 : k->gemm_q8_0x16;
+        for (int64_t r = r0; r < r1; r += TD_INTERLEAVE) {
+            const void *group = base + (size_t)(r / TD_INTERLEAVE) * group_bytes;
+            const int valid = (int)(r1 - r < TD_INTERLEAVE ? r1 - r : TD_INTERLEAVE);
+            gemm(group, nb, xq, nb, m, mat->out + r, mat->out_stride, valid);
+        }
+    } else if (is_quantized(mat->type)) {
         const td_dot_q_fn dot = quantized_dot(k, mat->type);
-        const td_dot4_q_fn dot4 = quantized_dot4(k, mat->type);
         const int64_t nb = cols / TD_QK;
         const td_dot_x4_q_fn dot_x4 = quantized_dot_x4(k, mat->type);
-        int64_t r = r0;
-        if (dot_x4 != NULL && m >= 4) {
-            /* Batches: each weight row serves four activation rows per pass. */
-            for (; r < r1; r++) {
-                const void *w = base + (size_t)r * row_bytes;
-                int64_t i = 0;
+        for (int64_t r = r0; r < r1; r++) {
+            const void *w = base + (size_t)r * row_bytes;
+            int64_t i = 0;
+            if (dot_x4 != NULL) {
+                /* Batches: each weight row serves four activation rows per pass. */
                 for (; i + 4 <= m; i += 4) {
                     float four[4];
                     dot_x4(w, xq + i * nb, nb, nb, four);
                     for (int j = 0; j < 4; j++) mat->out[(i + j) * mat->out_stride + r] = four[j];
                 }
-                for (; i < m; i++) mat->out[i * mat->out_stride + r] = dot(w, xq + i * nb, nb);
             }
-        }
-        if (dot4 != NULL) {
-            for (; r + 4 <= r1; r += 4) {
-                const void *w = base + (size_t)r * row_bytes;
-                for (int64_t i = 0; i < m; i++) {
-                    float four[4];
-                    dot4(w, row_bytes, xq + i * nb, nb, four);
-                    for (int j = 0; j < 4; j++) mat->out[i * mat->out_stride + r + j] = four[j];
-                }
-            }
-        }
-        for (; r < r1; r++) {
-            const void *w = base + (size_t)r * row_bytes;
-            for (int64_t i = 0; i < m; i++) mat->out[i * mat->out_stride + r] = dot(w, xq + i * nb, nb);
+            for (; i < m; i++) mat->out[i * mat->out_stride + r] = dot(w, xq + i * nb, nb);
         }
     } else {
         const td_dot_f_fn dot = float_dot(k, mat->type);

@@ -3,6 +3,8 @@
  * the two halves keep separate float lanes, so accumulation order is fixed per block pair. */
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <math.h>
+#include <string.h>
 #include "td_internal.h"
 
 #define TD_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
@@ -70,13 +72,13 @@ static inline TD_AVX512 __m512 widen(__m256 v) {
 }
 
 
-/* Q4_1 row state: the running sums of one weight row against one activation row. The
- * one-row and four-row kernels apply the same steps to it in the same order, so a row's
- * result is bitwise the same whichever kernel computed it. */
+/* Q4_1, row-major: one row's sixteen partial sums in one register, lanes 0..7 for the even
+ * block of each pair and 8..15 for the odd one, in the operation order of the scalar
+ * reference (td_quant_ref.c), so results equal every other path's bitwise. */
 typedef struct {
     __m512 acc;
     float offsets;
-    float offsets_odd;   /* odd blocks' offsets, summed apart to halve the serial chain */
+    float offsets_odd;
 } q4_1_state;
 
 static inline TD_AVX512 void q4_1_pair(q4_1_state *st, const td_block_q4_1 *blk, const td_block_q8_act *x) {
@@ -113,100 +115,176 @@ TD_AVX512 float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int6
     return q4_1_finish(&st, blk + b, x + b, b < nb);
 }
 
-/* Four consecutive weight rows against one activation row, in lockstep: four independent
- * dependency chains keep more loads in flight than one row at a time. */
-TD_AVX512 void td_dot4_q4_1_avx512(const void *w, size_t row_bytes, const td_block_q8_act *x, int64_t nb, float *out) {
-    const td_block_q4_1 *rows[4];
-    q4_1_state st[4];
-    for (int k = 0; k < 4; k++) {
-        rows[k] = (const td_block_q4_1 *)((const char *)w + k * row_bytes);
-        st[k] = (q4_1_state){ _mm512_setzero_ps(), 0.0f, 0.0f };
-    }
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        for (int k = 0; k < 4; k++) {
-            _mm_prefetch((const char *)(rows[k] + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-            q4_1_pair(&st[k], rows[k] + b, x + b);
-        }
-    }
-    for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], rows[k] + b, x + b, b < nb);
+/* Interleaved Q4_1 (td_block_q4_1x16): lane r of every register belongs to weight row r, so
+ * register even[g] holds partial sum g of sixteen rows and odd[g] sum 8 + g. A block's four
+ * 64-byte quarters unpack into the eight groups' weights of all rows; vpdpbusd against a
+ * group's four activation bytes, broadcast to every lane, gives sixteen rows' exact group
+ * sums at once. Same operations, same order as the scalar reference, per lane. */
+static inline TD_AVX512 __m512i broadcast_group(const td_block_q8_act *x, int g) {
+    int32_t four;
+    memcpy(&four, x->qs + 4 * g, sizeof four);
+    return _mm512_set1_epi32(four);
 }
 
-/* One Q4_1 weight row against four activation rows (x_stride blocks apart): each block pair
- * is unpacked once and used for all four. Each (weight row, activation row) pair runs the
- * same steps as q4_1_pair and q4_1_finish, so results equal the one-row kernel's bitwise. */
-TD_AVX512 void td_dot_q4_1_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
-    const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
-    q4_1_state st[4];
-    for (int k = 0; k < 4; k++) st[k] = (q4_1_state){ _mm512_setzero_ps(), 0.0f, 0.0f };
+/* Advances acc[0..7] by one block: fused (scale * group sum) when `fused`, else a product
+ * then a sum (the odd last block). */
+static inline TD_AVX512 void q4_1x16_block(__m512 acc[8], const td_block_q4_1x16 *blk, const td_block_q8_act *x, int fused) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk->d)), _mm512_set1_ps(x->d));
+    for (int j = 0; j < 4; j++) {
+        const __m512i packed = _mm512_loadu_si512((const void *)(blk->qs + 64 * j));
+        const __m512i lo = _mm512_and_si512(packed, low);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low);
+        const __m512 sum_lo = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, broadcast_group(x, j)));
+        const __m512 sum_hi = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, broadcast_group(x, j + 4)));
+        if (fused) {
+            acc[j] = _mm512_fmadd_ps(scale, sum_lo, acc[j]);
+            acc[j + 4] = _mm512_fmadd_ps(scale, sum_hi, acc[j + 4]);
+        } else {
+            acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(scale, sum_lo));
+            acc[j + 4] = _mm512_add_ps(acc[j + 4], _mm512_mul_ps(scale, sum_hi));
+        }
+    }
+}
+
+static inline TD_AVX512 __m512 q4_1x16_offset(const td_block_q4_1x16 *blk, const td_block_q8_act *x) {
+    return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk->m)), _mm512_set1_ps(x->s));
+}
+
+/* Sixteen rows' products with one activation row. */
+static inline TD_AVX512 __m512 q4_1x16_row(const td_block_q4_1x16 *blk, int64_t nb, const td_block_q8_act *x) {
+    __m512 even[8], odd[8];
+    for (int g = 0; g < 8; g++) even[g] = odd[g] = _mm512_setzero_ps();
+    __m512 offsets = _mm512_setzero_ps(), offsets_odd = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
         _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-        const __m512i q = unpack_nibbles2(blk[b].qs, blk[b + 1].qs);
-        const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
-        const float m0 = half_to_float(blk[b].m), m1 = half_to_float(blk[b + 1].m);
-        for (int k = 0; k < 4; k++) {
-            const td_block_q8_act *xk = x + k * x_stride + b;
-            const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load_act2(xk));
-            const __m512 s = scales2(d0 * xk[0].d, d1 * xk[1].d);
-            st[k].acc = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dots), st[k].acc);
-            st[k].offsets += m0 * xk[0].s;
-            st[k].offsets_odd += m1 * xk[1].s;
-        }
+        q4_1x16_block(even, blk + b, x + b, 1);
+        q4_1x16_block(odd, blk + b + 1, x + b + 1, 1);
+        offsets = _mm512_add_ps(offsets, q4_1x16_offset(blk + b, x + b));
+        offsets_odd = _mm512_add_ps(offsets_odd, q4_1x16_offset(blk + b + 1, x + b + 1));
     }
-    for (int k = 0; k < 4; k++) out[k] = q4_1_finish(&st[k], blk + b, x + k * x_stride + b, b < nb);
+    offsets = _mm512_add_ps(offsets, offsets_odd);
+    if (b < nb) {
+        q4_1x16_block(even, blk + b, x + b, 0);
+        offsets = _mm512_add_ps(offsets, q4_1x16_offset(blk + b, x + b));
+    }
+    __m512 t[8];
+    for (int g = 0; g < 8; g++) t[g] = _mm512_add_ps(even[g], odd[g]);
+    const __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[0], t[4]), _mm512_add_ps(t[2], t[6])),
+                                     _mm512_add_ps(_mm512_add_ps(t[1], t[5]), _mm512_add_ps(t[3], t[7])));
+    return _mm512_add_ps(sum, offsets);
 }
 
-/* Q8_0 steps shared by the one-row and four-activation-row kernels, so each (weight row,
- * activation row) pair runs the same instructions in the same order. A four-weight-row form
- * measured slower for the output head, which streams well one row at a time. */
-static inline TD_AVX512 __m512i load_q8_pair(const td_block_q8_0 *blk) {
-    const __m256i qa = _mm256_loadu_si256((const __m256i *)blk[0].qs);
-    const __m256i qb = _mm256_loadu_si256((const __m256i *)blk[1].qs);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
+TD_AVX512 void td_gemm_q4_1x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                                      int64_t m, float *out, int64_t out_stride, int valid_rows) {
+    const td_block_q4_1x16 *blk = (const td_block_q4_1x16 *)group;
+    const __mmask16 valid = (__mmask16)((1u << valid_rows) - 1);
+    for (int64_t i = 0; i < m; i++) {
+        _mm512_mask_storeu_ps(out + i * out_stride, valid, q4_1x16_row(blk, nb, x + i * x_stride));
+    }
 }
 
-static inline TD_AVX512 __m512 q8_0_pair(__m512 acc, __m512i q, float d0, float d1, const td_block_q8_act *x) {
+/* Q4_0 steps shared by the one-row and four-activation-row kernels, so each (weight row,
+ * activation row) pair runs the same instructions in the same order: signed weights q of a
+ * block pair against the pair's activations, then a row's odd last block and the lane sum. */
+static inline TD_AVX512 __m512 signed_pair(__m512 acc, __m512i q, float d0, float d1, const td_block_q8_act *x) {
     const __m512 s = scales2(d0 * x[0].d, d1 * x[1].d);
     return _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x))), acc);
 }
 
-/* Adds a row's odd last block (signed weights q with scale d) and sums the lanes; shared by
- * Q8_0 and Q4_0, which differ only in how q is loaded. */
 static inline TD_AVX512 float signed_finish(__m512 acc, __m256i q, float d, const td_block_q8_act *x) {
     const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
     const __m256 v = _mm256_mul_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(dot_i8x32(q, y)));
     return hsum16(_mm512_add_ps(acc, widen(v)));
 }
 
-static inline TD_AVX512 float q8_0_finish(__m512 acc, const td_block_q8_0 *blk, const td_block_q8_act *x, int odd) {
-    if (!odd) return hsum16(acc);
-    return signed_finish(acc, _mm256_loadu_si256((const __m256i *)blk->qs), half_to_float(blk->d), x);
-}
-
+/* Q8_0, row-major: each block's exact integer sum, then the scalar reference's fused
+ * multiply-add, so results equal every other path's bitwise. */
 TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
-    __m512 acc = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        acc = q8_0_pair(acc, load_q8_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)blk[b].qs);
+        const __m256i lanes = dot_i8x32(q, _mm256_loadu_si256((const __m256i *)x[b].qs));
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+        s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+        acc = fmaf(half_to_float(blk[b].d) * x[b].d, (float)_mm_cvtsi128_si32(s), acc);
     }
-    return q8_0_finish(acc, blk + b, x + b, b < nb);
+    return acc;
 }
 
-/* One Q8_0 weight row against four activation rows (x_stride blocks apart). */
-TD_AVX512 void td_dot_q8_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out) {
-    const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
-    __m512 acc[4];
-    for (int k = 0; k < 4; k++) acc[k] = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-        const __m512i q = load_q8_pair(blk + b);
-        const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
-        for (int k = 0; k < 4; k++) acc[k] = q8_0_pair(acc[k], q, d0, d1, x + k * x_stride + b);
+/* Interleaved Q8_0 (td_block_q8_0x16): lane r is weight row r. vpdpbusd multiplies unsigned
+ * by signed bytes, so the activations, offset by 128 into 1..255, are the unsigned side
+ * (broadcast to every lane) and the weights the signed side; 128 times each row's weight
+ * sum, from vpdpbusd of 128 by the weights once per block, is then subtracted, which leaves
+ * the exact signed sum of the scalar reference. */
+static inline TD_AVX512 __m512i q8_0x16_offset(const td_block_q8_0x16 *blk) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int g = 0; g < 8; g++) {
+        sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi8((char)0x80), _mm512_loadu_si512((const void *)(blk->qs + 64 * g)));
     }
-    for (int k = 0; k < 4; k++) out[k] = q8_0_finish(acc[k], blk + b, x + k * x_stride + b, b < nb);
+    return sum;
+}
+
+/* Exact signed sums of sixteen rows' block with one activation block, whose bytes `shifted`
+ * hold q + 128 (q XOR 0x80): each group's four bytes are broadcast straight from memory. */
+static inline TD_AVX512 __m512i q8_0x16_sum(const td_block_q8_0x16 *blk, const uint8_t *shifted, __m512i offset) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int g = 0; g < 8; g++) {
+        int32_t four;
+        memcpy(&four, shifted + 4 * g, sizeof four);
+        sum = _mm512_dpbusd_epi32(sum, _mm512_set1_epi32(four), _mm512_loadu_si512((const void *)(blk->qs + 64 * g)));
+    }
+    return _mm512_sub_epi32(sum, offset);
+}
+
+/* Bytes of stack scratch for offsets and shifted activations. */
+#define TD_Q8_SCRATCH_BYTES 65536
+
+TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                                      int64_t m, float *out, int64_t out_stride, int valid_rows) {
+    const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)group;
+    const __mmask16 valid = (__mmask16)((1u << valid_rows) - 1);
+    /* Activation rows go in tiles: each block's offset is computed once per call, and each
+     * tile's activations are shifted into unsigned bytes once, for all sixteen weight rows. */
+    int64_t tile = TD_Q8_SCRATCH_BYTES / 2 / (nb * TD_QK);
+    if (tile > m) tile = m;
+    const int scratch = nb * (int64_t)sizeof(__m512i) <= TD_Q8_SCRATCH_BYTES / 2 && tile >= 1;
+    __m512i offsets[scratch ? nb : 1];
+    uint8_t shifted[scratch ? tile * nb * TD_QK : TD_QK] __attribute__((aligned(64)));
+    if (scratch) {
+        for (int64_t b = 0; b < nb; b++) offsets[b] = q8_0x16_offset(blk + b);
+    }
+    for (int64_t i0 = 0; i0 < m; i0 += scratch ? tile : 1) {
+        const int64_t rows = scratch ? (m - i0 < tile ? m - i0 : tile) : 1;
+        for (int64_t t = 0; t < rows; t++) {
+            const td_block_q8_act *xi = x + (i0 + t) * x_stride;
+            for (int64_t b = 0; b < (scratch ? nb : 0); b++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)xi[b].qs);
+                _mm256_storeu_si256((__m256i *)(shifted + (t * nb + b) * TD_QK), _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)));
+            }
+        }
+        for (int64_t t = 0; t < rows; t++) {
+            const td_block_q8_act *xi = x + (i0 + t) * x_stride;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t b = 0; b < nb; b++) {
+                _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+                __m512i sum;
+                if (scratch) {
+                    sum = q8_0x16_sum(blk + b, shifted + (t * nb + b) * TD_QK, offsets[b]);
+                } else {
+                    uint8_t one[TD_QK];
+                    for (int j = 0; j < TD_QK; j++) one[j] = (uint8_t)xi[b].qs[j] ^ 0x80;
+                    sum = q8_0x16_sum(blk + b, one, q8_0x16_offset(blk + b));
+                }
+                const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk[b].d)), _mm512_set1_ps(xi[b].d));
+                acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sum), acc);
+            }
+            _mm512_mask_storeu_ps(out + (i0 + t) * out_stride, valid, acc);
+        }
+    }
 }
 
 TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
@@ -219,8 +297,7 @@ TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
     return sum;
 }
 
-/* Q4_0 reuses the Q8_0 block-pair step once its nibbles are unpacked and shifted to -8..7,
- * so the one-row and four-activation-row kernels share every floating-point operation. */
+/* Q4_0 unpacks a block pair's nibbles and shifts them to -8..7 for the signed steps above. */
 static inline TD_AVX512 __m512i load_q4_0_pair(const td_block_q4_0 *blk) {
     return _mm512_sub_epi8(unpack_nibbles2(blk[0].qs, blk[1].qs), _mm512_set1_epi8(8));
 }
@@ -237,7 +314,7 @@ TD_AVX512 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int6
     __m512 acc = _mm512_setzero_ps();
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-        acc = q8_0_pair(acc, load_q4_0_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
+        acc = signed_pair(acc, load_q4_0_pair(blk + b), half_to_float(blk[b].d), half_to_float(blk[b + 1].d), x + b);
     }
     return q4_0_finish(acc, blk + b, x + b, b < nb);
 }
@@ -252,7 +329,7 @@ TD_AVX512 void td_dot_q4_0_x4_avx512(const void *w, const td_block_q8_act *x, in
         _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
         const __m512i q = load_q4_0_pair(blk + b);
         const float d0 = half_to_float(blk[b].d), d1 = half_to_float(blk[b + 1].d);
-        for (int k = 0; k < 4; k++) acc[k] = q8_0_pair(acc[k], q, d0, d1, x + k * x_stride + b);
+        for (int k = 0; k < 4; k++) acc[k] = signed_pair(acc[k], q, d0, d1, x + k * x_stride + b);
     }
     for (int k = 0; k < 4; k++) out[k] = q4_0_finish(acc[k], blk + b, x + k * x_stride + b, b < nb);
 }

@@ -152,29 +152,114 @@ float td_dot_q4_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb) {
     return sum;
 }
 
+/* Q4_1 keeps sixteen float partial sums per row: sum g (g < 8) gathers group g (elements
+ * 4g..4g+3 in the unpacked order: group j < 4 is the low nibbles of qs[4j..4j+3], group
+ * j >= 4 the high nibbles of qs[4(j-4)..]) of the even blocks, sum 8 + g the same group of
+ * the odd blocks. Each advances by a fused multiply-add of (d * x.d) and the group's exact
+ * integer sum. The offsets m * x.s run in two more sums, even and odd blocks apart. Every
+ * SIMD path takes these operations in this order (a 16-lane register holds the sixteen sums
+ * of one row, or one sum of sixteen interleaved rows), so all paths agree bitwise. */
+static int q4_1_group_sum(const td_block_q4_1 *blk, const td_block_q8_act *x, int g) {
+    int isum = 0;
+    for (int k = 0; k < 4; k++) {
+        const uint8_t byte = blk->qs[4 * (g & 3) + k];
+        isum += (g < 4 ? byte & 0x0f : byte >> 4) * x->qs[4 * g + k];
+    }
+    return isum;
+}
+
+void td_q4_1_pair_scalar(td_q4_1_sums *st, const td_block_q4_1 *blk, const td_block_q8_act *x) {
+    const float s0 = td_fp16_to_fp32(blk[0].d) * x[0].d;
+    const float s1 = td_fp16_to_fp32(blk[1].d) * x[1].d;
+    for (int g = 0; g < 8; g++) {
+        st->acc[g] = fmaf(s0, (float)q4_1_group_sum(blk, x, g), st->acc[g]);
+        st->acc[8 + g] = fmaf(s1, (float)q4_1_group_sum(blk + 1, x + 1, g), st->acc[8 + g]);
+    }
+    st->offsets += td_fp16_to_fp32(blk[0].m) * x[0].s;
+    st->offsets_odd += td_fp16_to_fp32(blk[1].m) * x[1].s;
+}
+
+float td_q4_1_finish_scalar(td_q4_1_sums *st, const td_block_q4_1 *last, const td_block_q8_act *x) {
+    st->offsets += st->offsets_odd;
+    if (last != NULL) {
+        /* An odd block count leaves one block, added to the even sums without fusing. */
+        const float s = td_fp16_to_fp32(last->d) * x->d;
+        for (int g = 0; g < 8; g++) st->acc[g] = st->acc[g] + s * (float)q4_1_group_sum(last, x, g);
+        st->offsets += td_fp16_to_fp32(last->m) * x->s;
+    }
+    float t[8];
+    for (int g = 0; g < 8; g++) t[g] = st->acc[g] + st->acc[8 + g];
+    return (((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]))) + st->offsets;
+}
+
 float td_dot_q4_1_scalar(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q4_1 *blk = (const td_block_q4_1 *)w;
-    float sum = 0.0f;
-    for (int64_t b = 0; b < nb; b++) {
-        int isum = 0;
-        for (int j = 0; j < TD_QK / 2; j++) {
-            isum += (blk[b].qs[j] & 0x0f) * x[b].qs[j];
-            isum += (blk[b].qs[j] >> 4) * x[b].qs[j + 16];
+    td_q4_1_sums st = { { 0 }, 0.0f, 0.0f };
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) td_q4_1_pair_scalar(&st, blk + b, x + b);
+    return td_q4_1_finish_scalar(&st, b < nb ? blk + b : NULL, x + b);
+}
+
+/* Row r of an interleaved block, back in the row-major layout. */
+static td_block_q4_1 q4_1x16_row(const td_block_q4_1x16 *blk, int r) {
+    td_block_q4_1 row;
+    row.d = blk->d[r];
+    row.m = blk->m[r];
+    for (int j = 0; j < 4; j++) memcpy(row.qs + 4 * j, blk->qs + (TD_INTERLEAVE * j + r) * 4, 4);
+    return row;
+}
+
+void td_gemm_q4_1x16_scalar(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows) {
+    const td_block_q4_1x16 *blk = (const td_block_q4_1x16 *)group;
+    for (int64_t i = 0; i < m; i++) {
+        const td_block_q8_act *xi = x + i * x_stride;
+        for (int r = 0; r < valid_rows; r++) {
+            td_q4_1_sums st = { { 0 }, 0.0f, 0.0f };
+            int64_t b = 0;
+            for (; b + 2 <= nb; b += 2) {
+                const td_block_q4_1 pair[2] = { q4_1x16_row(blk + b, r), q4_1x16_row(blk + b + 1, r) };
+                td_q4_1_pair_scalar(&st, pair, xi + b);
+            }
+            const td_block_q4_1 last = b < nb ? q4_1x16_row(blk + b, r) : (td_block_q4_1){ 0 };
+            out[i * out_stride + r] = td_q4_1_finish_scalar(&st, b < nb ? &last : NULL, xi + b);
         }
-        sum += td_fp16_to_fp32(blk[b].d) * x[b].d * (float)isum + td_fp16_to_fp32(blk[b].m) * x[b].s;
     }
-    return sum;
+}
+
+/* Q8_0 sums each block's 32 products exactly, then advances one float sum by a fused
+ * multiply-add of (d * x.d) and that integer, block by block. Every path, row-major or
+ * interleaved, takes these operations in this order, so all agree bitwise. */
+static int q8_0_block_sum(const int8_t *qs, const td_block_q8_act *x) {
+    int isum = 0;
+    for (int j = 0; j < TD_QK; j++) isum += qs[j] * x->qs[j];
+    return isum;
 }
 
 float td_dot_q8_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb) {
     const td_block_q8_0 *blk = (const td_block_q8_0 *)w;
-    float sum = 0.0f;
+    float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
-        int isum = 0;
-        for (int j = 0; j < TD_QK; j++) isum += blk[b].qs[j] * x[b].qs[j];
-        sum += td_fp16_to_fp32(blk[b].d) * x[b].d * (float)isum;
+        acc = fmaf(td_fp16_to_fp32(blk[b].d) * x[b].d, (float)q8_0_block_sum(blk[b].qs, x + b), acc);
     }
-    return sum;
+    return acc;
+}
+
+void td_gemm_q8_0x16_scalar(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
+                            int64_t m, float *out, int64_t out_stride, int valid_rows) {
+    const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)group;
+    for (int64_t i = 0; i < m; i++) {
+        for (int r = 0; r < valid_rows; r++) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                int8_t qs[TD_QK];
+                for (int g = 0; g < 8; g++) memcpy(qs + 4 * g, blk[b].qs + (TD_INTERLEAVE * g + r) * 4, 4);
+                const td_block_q8_act *xb = x + i * x_stride + b;
+                acc = fmaf(td_fp16_to_fp32(blk[b].d[r]) * xb->d, (float)q8_0_block_sum(qs, xb), acc);
+            }
+            out[i * out_stride + r] = acc;
+        }
+    }
 }
 
 float td_dot_f32_scalar(const void *w, const float *x, int64_t n) {

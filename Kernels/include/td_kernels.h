@@ -8,7 +8,9 @@
  *   is split across threads by output rows, attention heads or query rows, never along a
  *   reduction axis. Results may differ between ISA paths, never within one.
  * - Matrices are row-major in ggml order: a weight with `rows` rows of `cols` elements stores
- *   row r at byte offset r * td_row_bytes(type, cols).
+ *   row r at byte offset r * td_row_bytes(type, cols). Interleaved types (td_repack) store
+ *   groups of TD_INTERLEAVE rows instead, and give bitwise the same products as their
+ *   row-major type on the same path.
  */
 #ifndef TD_KERNELS_H
 #define TD_KERNELS_H
@@ -40,6 +42,9 @@ enum td_type {
     TD_TYPE_Q5_K = 13,
     TD_TYPE_Q6_K = 14,
     TD_TYPE_BF16 = 30,
+    /* Engine-internal interleaved layouts, never found in files (see td_repack). */
+    TD_TYPE_Q4_1_X16 = 0x1003,
+    TD_TYPE_Q8_0_X16 = 0x1008,
 };
 
 /* Instruction-set paths. */
@@ -67,6 +72,16 @@ int td_type_supported(int type);
 /* Returns the bytes of one row of `cols` elements, or 0 when cols is not a multiple of the
  * block size or the type is unknown. */
 size_t td_row_bytes(int type, int64_t cols);
+
+/* Returns the interleaved type td_repack makes of `type` (TD_TYPE_Q4_1 -> TD_TYPE_Q4_1_X16,
+ * TD_TYPE_Q8_0 -> TD_TYPE_Q8_0_X16), or -1 when the type has no interleaved layout. */
+int td_interleaved_type(int type);
+/* Bytes of a matrix of `rows` x `cols` in the interleaved layout: rows rounded up to a
+ * multiple of TD_INTERLEAVE; 0 when the type has no interleaved layout or cols is invalid. */
+size_t td_repacked_bytes(int type, int64_t rows, int64_t cols);
+/* Copies a row-major matrix of `type` into dst (td_repacked_bytes bytes) in the interleaved
+ * layout; rows past `rows` in the last group are zero. Cost: one pass over the matrix. */
+int td_repack(int type, const void *src, int64_t rows, int64_t cols, void *dst);
 
 /* Half-float conversion (exact for fp16 -> fp32; round-to-nearest-even for fp32 -> fp16). */
 float td_fp16_to_fp32(td_fp16 h);

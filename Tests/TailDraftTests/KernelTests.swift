@@ -201,13 +201,44 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         }
     }
 
-    /// td_matmul computes every element with the path's dot product, so it must equal
-    /// td_dot_row bit for bit whatever the batch size and thread count.
+    /// Q4_1 and Q8_0 take the same operations in the same order on every path, so the
+    /// scalar reference, AVX2 and AVX-512 agree bit for bit (odd and even block counts alike).
+    @Test(arguments: [GGMLType.q4_1, .q8_0])
+    func pathsAgreeBitwise(type: GGMLType) {
+        let seed: UInt64 = 0xD07_0003
+        var rng = SplitMix64(seed: seed)
+        var cases: [(label: String, weights: [UInt8], x: [Float])] = []
+        for n in [32, 64, 96, 576, 1536] {
+            let random = Quantizer.encode(rng.floats(n, scale: 2), as: type)
+            cases.append(("random n=\(n)", random, rng.floats(n, scale: 3)))
+            cases.append(("extreme n=\(n)", extremeRow(type, count: n), (0..<n).map { Float($0 % 2 == 0 ? 127 : -127) }))
+            cases.append(("random, x=1e4 n=\(n)", random, Array(repeating: 1e4, count: n)))
+        }
+        KernelGate.run {
+            var results: [[Float]] = []
+            for isa in KernelGate.isaPaths {
+                KernelGate.select(isa)
+                results.append(cases.map { dotRow(type, $0.weights, $0.x) })
+            }
+            for (index, item) in cases.enumerated() {
+                let values = results.map { $0[index] }
+                #expect(Set(values.map(\.bitPattern)).count == 1,
+                        "seed \(seed), \(type.name) \(item.label): paths \(KernelGate.isaPaths.map(KernelGate.name)) gave \(values)")
+            }
+        }
+    }
+
+    /// td_matmul computes every element with the path's dot product, or for interleaved
+    /// copies (td_repack) with the same operations, so it must equal td_dot_row bit for bit
+    /// whatever the layout, batch size and thread count.
     @Test(arguments: [
-        (96, [GGMLType.q4_1, .q8_0, .f16], [37, 16, 5]),
-        (576, [GGMLType.q4_0, .f32, .bf16], [19, 33, 2]),
+        (96, [GGMLType.q4_1, .q8_0, .f16], [37, 16, 5], false),
+        (576, [GGMLType.q4_0, .f32, .bf16], [19, 33, 2], false),
+        (96, [GGMLType.q4_1, .q4_1, .q4_1], [37, 16, 5], true),
+        (576, [GGMLType.q4_1, .q8_0], [48, 7], true),
+        (64, [GGMLType.q8_0, .q4_0], [33, 16], true),
     ])
-    func matmulEqualsDotRow(cols: Int, types: [GGMLType], rows: [Int]) throws {
+    func matmulEqualsDotRow(cols: Int, types: [GGMLType], rows: [Int], interleave: Bool) throws {
         let seed: UInt64 = 0xD07_0002 &+ UInt64(cols)
         var rng = SplitMix64(seed: seed)
         let maxBatch = 17, xStride = cols + 7
@@ -230,8 +261,9 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
                         let outStrides = rows.map { $0 + 3 }
                         var outputs = zip(rows, outStrides).map { _, stride in [Float](repeating: .nan, count: m * stride) }
                         let status = runMatmul(types: types, rows: rows, weights: weights, outputs: &outputs,
-                                               outStrides: outStrides, x: x, m: m, cols: cols, xStride: xStride, threads: threads)
-                        let label = "seed \(seed), ISA \(KernelGate.name(isa)), \(threads) threads, m=\(m)"
+                                               outStrides: outStrides, x: x, m: m, cols: cols, xStride: xStride, threads: threads,
+                                               interleave: interleave)
+                        let label = "seed \(seed), ISA \(KernelGate.name(isa)), \(threads) threads, m=\(m), interleaved \(interleave)"
                         #expect(status == TD_OK, "\(label)")
                         for j in types.indices {
                             for i in 0..<m {
@@ -249,10 +281,21 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
     }
 
     private func runMatmul(types: [GGMLType], rows: [Int], weights: [[UInt8]], outputs: inout [[Float]],
-                           outStrides: [Int], x: [Float], m: Int, cols: Int, xStride: Int, threads: Int) -> Int32 {
-        let weightBuffers = weights.map { bytes -> UnsafeMutableRawBufferPointer in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 64)
-            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+                           outStrides: [Int], x: [Float], m: Int, cols: Int, xStride: Int, threads: Int,
+                           interleave: Bool = false) -> Int32 {
+        var kernelTypes = types.map { Int32($0.rawValue) }
+        let weightBuffers = weights.indices.map { j -> UnsafeMutableRawBufferPointer in
+            let repacked = interleave ? td_repacked_bytes(kernelTypes[j], Int64(rows[j]), Int64(cols)) : 0
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(repacked, weights[j].count), alignment: 64)
+            weights[j].withUnsafeBytes { source in
+                if repacked > 0 {
+                    let status = td_repack(kernelTypes[j], source.baseAddress!, Int64(rows[j]), Int64(cols), buffer.baseAddress!)
+                    precondition(status == TD_OK, "td_repack failed with status \(status)")
+                    kernelTypes[j] = td_interleaved_type(kernelTypes[j])
+                } else {
+                    buffer.copyMemory(from: source)
+                }
+            }
             return buffer
         }
         let outBuffers = outputs.map { out -> UnsafeMutableBufferPointer<Float> in
@@ -265,7 +308,7 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
             outBuffers.forEach { $0.deallocate() }
         }
         let matrices = types.indices.map { j in
-            td_matrix(type: Int32(types[j].rawValue), rows: Int64(rows[j]), data: UnsafeRawPointer(weightBuffers[j].baseAddress!),
+            td_matrix(type: kernelTypes[j], rows: Int64(rows[j]), data: UnsafeRawPointer(weightBuffers[j].baseAddress!),
                       out: outBuffers[j].baseAddress!, out_stride: Int64(outStrides[j]))
         }
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(1, td_matmul_scratch_bytes(Int64(m), Int64(cols))), alignment: 64)

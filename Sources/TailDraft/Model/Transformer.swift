@@ -107,7 +107,7 @@ public final class Transformer: @unchecked Sendable {
                         rows: Int, scratch: UnsafeMutableRawPointer) {
         let cols = jobs[0].0.cols
         let matrices = jobs.map { matrix, out in
-            td_matrix(type: Int32(matrix.type.rawValue), rows: Int64(matrix.rows), data: matrix.data,
+            td_matrix(type: matrix.kernelType, rows: Int64(matrix.rows), data: matrix.kernelData,
                       out: out, out_stride: Int64(matrix.rows))
         }
         let status = matrices.withUnsafeBufferPointer {

@@ -6,10 +6,33 @@ public struct WeightMatrix: @unchecked Sendable {
     public let type: GGMLType
     public let rows: Int
     public let cols: Int
-    /// Start of row 0; rows follow each other, `rowBytes` apart.
+    /// Start of row 0 in the file; rows follow each other, `rowBytes` apart.
     public let data: UnsafeRawPointer
+    /// What `td_matmul` reads: the file data, or an interleaved copy of it (`kernelType` is
+    /// then an engine-internal td_type such as TD_TYPE_Q4_1_X16). Products are bitwise equal.
+    public private(set) var kernelType: Int32
+    public private(set) var kernelData: UnsafeRawPointer
 
     public var rowBytes: Int { td_row_bytes(Int32(type.rawValue), Int64(cols)) }
+
+    init(name: String, type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) {
+        self.name = name
+        self.type = type
+        self.rows = rows
+        self.cols = cols
+        self.data = data
+        self.kernelType = Int32(type.rawValue)
+        self.kernelData = data
+    }
+
+    /// Whether `td_repack` has an interleaved layout for this matrix.
+    var canInterleave: Bool { td_repacked_bytes(Int32(type.rawValue), Int64(rows), Int64(cols)) > 0 }
+
+    /// Points the kernels at an interleaved copy made by `InterleavedArena`.
+    mutating func useInterleaved(_ copy: UnsafeRawPointer) {
+        kernelType = td_interleaved_type(Int32(type.rawValue))
+        kernelData = copy
+    }
 
     /// Dequantizes row `row` into `destination` (`cols` floats).
     func dequantizeRow(_ row: Int, into destination: UnsafeMutablePointer<Float>) {
@@ -21,32 +44,38 @@ public struct WeightMatrix: @unchecked Sendable {
 /// The weights of one decoder layer.
 public struct LayerWeights: Sendable {
     public let attentionNorm: [Float]
-    public let query: WeightMatrix
-    public let key: WeightMatrix
-    public let value: WeightMatrix
-    public let attentionOutput: WeightMatrix
+    public internal(set) var query: WeightMatrix
+    public internal(set) var key: WeightMatrix
+    public internal(set) var value: WeightMatrix
+    public internal(set) var attentionOutput: WeightMatrix
     public let feedForwardNorm: [Float]
-    public let gate: WeightMatrix
-    public let up: WeightMatrix
-    public let down: WeightMatrix
+    public internal(set) var gate: WeightMatrix
+    public internal(set) var up: WeightMatrix
+    public internal(set) var down: WeightMatrix
 }
 
-/// All weights of a Llama model. Matrices point into the memory-mapped file (no copy); norm
-/// vectors, a few KB each, are converted to Float arrays.
+/// All weights of a Llama model. Matrices point into the memory-mapped file; the decoder
+/// layers' Q4_1 matrices are also copied once into the interleaved layout the batch kernels
+/// read fastest (the file pages they came from leave the resident set). Norm vectors, a few
+/// KB each, are converted to Float arrays.
 public struct ModelWeights: @unchecked Sendable {
     public let tokenEmbedding: WeightMatrix
-    public let layers: [LayerWeights]
+    public private(set) var layers: [LayerWeights]
     public let outputNorm: [Float]
     /// The output head; the token embedding when the file has no `output.weight` (tied).
-    public let output: WeightMatrix
+    public private(set) var output: WeightMatrix
     public let tiedOutput: Bool
     /// The file the matrices point into; kept alive here.
     public let file: GGUFFile
+    /// Owner of the interleaved copies, if any.
+    private var arena: InterleavedArena?
 
     /// Locates and checks every tensor the forward pass needs.
     ///
+    /// - Parameter interleave: copy the layers' matrices into the interleaved layout (the
+    ///   default). Off keeps every matrix in the file; results are bitwise the same.
     /// - Throws: `GGUFError` naming a missing tensor, a wrong shape or an unsupported type.
-    public init(file: GGUFFile, config: ModelConfig) throws {
+    public init(file: GGUFFile, config: ModelConfig, interleave: Bool = true) throws {
         self.file = file
         let h = config.hiddenSize
         tokenEmbedding = try Self.matrix(file, "token_embd.weight", rows: config.vocabularySize, cols: h)
@@ -73,6 +102,29 @@ public struct ModelWeights: @unchecked Sendable {
                 down: try Self.matrix(file, p + "ffn_down.weight", rows: h, cols: config.feedForwardSize)))
         }
         self.layers = layers
+        arena = nil
+        if interleave { self.interleave() }
+    }
+
+    /// Replaces every matrix the forward pass multiplies (layers and output head) that has
+    /// an interleaved layout by its copy. The token embedding keeps reading the file.
+    private mutating func interleave() {
+        let paths: [WritableKeyPath<LayerWeights, WeightMatrix>] =
+            [\.query, \.key, \.value, \.attentionOutput, \.gate, \.up, \.down]
+        var selected: [(layer: Int, path: WritableKeyPath<LayerWeights, WeightMatrix>)] = []
+        for index in layers.indices {
+            for path in paths where layers[index][keyPath: path].canInterleave {
+                selected.append((index, path))
+            }
+        }
+        var matrices = selected.map { layers[$0.layer][keyPath: $0.path] }
+        if output.canInterleave { matrices.append(output) }
+        guard let (arena, copies) = InterleavedArena.make(matrices) else { return }
+        for (entry, copy) in zip(selected, copies) {
+            layers[entry.layer][keyPath: entry.path].useInterleaved(copy)
+        }
+        if output.canInterleave { output.useInterleaved(copies[selected.count]) }
+        self.arena = arena
     }
 
     private static func tensor(_ file: GGUFFile, _ name: String) throws -> GGUFTensorInfo {

@@ -29,9 +29,17 @@ public struct VerificationCost: Sendable, Equatable {
         return last + step * Double(rows - relative.count)
     }
 
+    /// Context length, in tokens, at which `cached` measures. Attention makes extra rows cost
+    /// more as the context grows, so this sits between a short prompt and a long answer.
+    public static let measuredContext = 256
+
+    /// Version of the measurement, part of the cache key: a kernel or method change that
+    /// moves the costs bumps it, so tables measured before are not reused.
+    static let measurementVersion = 2
+
     /// Measures forward time for 1...maxRows rows after `context` tokens of a scratch cache:
     /// the median of `repeats` passes each. Costs about maxRows x repeats forward passes.
-    public static func measure(model: Transformer, maxRows: Int = 8, context: Int = 64, repeats: Int = 3) throws -> VerificationCost {
+    public static func measure(model: Transformer, maxRows: Int = 8, context: Int = measuredContext, repeats: Int = 3) throws -> VerificationCost {
         let cache = KVCache(config: model.config, capacity: context + maxRows)
         let tokens = (0..<(context + maxRows)).map { Int32(($0 * 7919) % model.config.vocabularySize) }
         _ = try model.forward(.causal(tokens: Array(tokens.prefix(context)), startPosition: 0, logitRows: []), caches: [cache])
@@ -50,10 +58,12 @@ public struct VerificationCost: Sendable, Equatable {
     }
 
     /// Loads the costs measured earlier for this model file, kernel path and thread count
-    /// from the user's cache folder, or measures and stores them. Measuring takes well under
-    /// a second for small models; a cache that cannot be written is skipped.
+    /// from the user's cache folder, or measures and stores them at `measuredContext` tokens.
+    /// Measuring takes about a second for small models; a cache that cannot be written is
+    /// skipped.
     public static func cached(model: Transformer, modelPath: String, maxRows: Int = 8) throws -> VerificationCost {
-        let key = "verify-cost-\(model.weights.file.fileSize)-\(model.weights.file.tensors.count)-\(KernelPath.active)-\(model.threads)t-\(maxRows)r.txt"
+        let key = "verify-cost-v\(measurementVersion)-\(model.weights.file.fileSize)-\(model.weights.file.tensors.count)-" +
+            "\(KernelPath.active)-\(model.threads)t-\(maxRows)r-\(measuredContext)c.txt"
         let folder = cacheFolder()
         let path = folder.map { $0 + "/" + key }
         if let path, let text = readFile(path) {
