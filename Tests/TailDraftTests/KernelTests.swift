@@ -447,6 +447,37 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         }
     }
 
+    /// td_convert_to_half gives the bits whose float value td_round_half_finite returns, and
+    /// saturates finite values that round past 65504 instead of making them infinite.
+    @Test func halfConversionMatchesRounding() {
+        let seed: UInt64 = 0xD07_0010
+        var rng = SplitMix64(seed: seed)
+        let edges: [Float] = [0, -0.0, 1, -1, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-14, 0x1.ffcp-15, 6.1e-5, 65504, -65504,
+                              65519.996, -65519.996, .infinity, -.infinity, Float.leastNormalMagnitude / 4, 0.1, 1.0 / 3]
+        let inputs = edges + rng.floats(2000, scale: 70_000) + rng.floats(2000, scale: 1e-3)
+        var halves = [td_fp16](repeating: 0, count: inputs.count)
+        var rounded = [Float](repeating: .nan, count: inputs.count)
+
+        KernelGate.run {
+            #expect(td_convert_to_half(inputs, &halves, Int64(inputs.count)) == TD_OK)
+            #expect(td_round_to_half(inputs, &rounded, Int64(inputs.count)) == TD_OK)
+        }
+        for (index, x) in inputs.enumerated() {
+            let stored = td_fp16_to_fp32(halves[index])
+            if abs(x) < 65520 || x.isInfinite {
+                #expect(stored.bitPattern == rounded[index].bitPattern, "seed \(seed), input \(x): stored \(stored), rounded \(rounded[index])")
+                #expect(halves[index] == Quantizer.fp16Bits(x), "seed \(seed), input \(x): bits differ from Float16's")
+            } else {
+                #expect(stored == (x > 0 ? 65504 : -65504), "seed \(seed), input \(x) stored as \(stored), expected saturation")
+            }
+        }
+
+        let nan: [Float] = [.nan]
+        var nanHalf: [td_fp16] = [0]
+        #expect(td_convert_to_half(nan, &nanHalf, 1) == TD_OK)
+        #expect(td_fp16_to_fp32(nanHalf[0]).isNaN)
+    }
+
     @Test func swigluMatchesReference() {
         let seed: UInt64 = 0xD07_0007
         var rng = SplitMix64(seed: seed)
@@ -499,20 +530,91 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
 
     /// A row's attention output depends only on its query and listed slots: computing it alone,
     /// in a batch, in reverse order or with 1, 2 or 3 threads gives the same bits.
-    @Test func attentionRowIndependentOfBatch() {
+    @Test(arguments: [KVStorage.float32, .float16])
+    func attentionRowIndependentOfBatch(storage: KVStorage) {
         let problem = AttentionProblem(seed: 0xD07_0009)
         let rows = Array(problem.slotLists.indices)
-        let alone = rows.map { problem.run(rows: [$0], threads: 1)[0] }
+        let alone = rows.map { problem.run(rows: [$0], threads: 1, storage: storage)[0] }
 
         for threads in 1...3 {
-            let batch = problem.run(rows: rows, threads: threads)
-            let reversed = problem.run(rows: rows.reversed(), threads: threads)
+            let batch = problem.run(rows: rows, threads: threads, storage: storage)
+            let reversed = problem.run(rows: rows.reversed(), threads: threads, storage: storage)
             for row in rows {
-                #expect(bitwiseDifference(batch[row], alone[row]) == nil, "seed \(problem.seed), \(threads) threads, row \(row)")
+                #expect(bitwiseDifference(batch[row], alone[row]) == nil, "seed \(problem.seed), \(storage), \(threads) threads, row \(row)")
                 #expect(bitwiseDifference(reversed[rows.count - 1 - row], alone[row]) == nil,
-                        "seed \(problem.seed), \(threads) threads, row \(row) in reverse order")
+                        "seed \(problem.seed), \(storage), \(threads) threads, row \(row) in reverse order")
             }
         }
+    }
+
+    /// Keys and values stored as F16 give the bits of the same half-precision values in F32
+    /// slots, on every ISA path and thread count. The rows' slot lists skip slots as tree
+    /// masks do. Head size 12 takes the scalar kernel on every path, the others the SIMD one.
+    @Test(arguments: [8, 12, 16, 64])
+    func attentionHalfStorageEqualsRoundedFloats(headDim: Int) {
+        let problem = AttentionProblem(seed: 0xD07_0011 + UInt64(headDim), headDim: headDim)
+        let rows = Array(problem.slotLists.indices)
+        let scalar = problem.run(rows: rows, threads: 1, isa: Int32(TD_ISA_SCALAR.rawValue), storage: .float16)
+        for isa in KernelGate.isaPaths {
+            for threads in 1...3 {
+                let rounded = problem.run(rows: rows, threads: threads, isa: isa, storage: .roundedFloat32)
+                let halves = problem.run(rows: rows, threads: threads, isa: isa, storage: .float16)
+                for row in rows {
+                    let label = "seed \(problem.seed), ISA \(KernelGate.name(isa)), \(threads) threads, row \(row)"
+                    #expect(bitwiseDifference(halves[row], rounded[row]) == nil, "\(label): F16 against rounded F32")
+                    #expect(bitwiseDifference(halves[row], scalar[row]) == nil, "\(label): F16 against scalar F16")
+                }
+            }
+        }
+    }
+
+    @Test func attentionRejectsOtherKVTypes() {
+        let query = [Float](repeating: 1, count: 8)
+        let key = [Float](repeating: 1, count: 8)
+        var out = [Float](repeating: 0, count: 8)
+        let offsets: [Int32] = [0, 1]
+        let slots: [Int32] = [0]
+        let status = key.withUnsafeBytes { keyBytes in
+            let bases: [UnsafeRawPointer?] = [keyBytes.baseAddress]
+            return KernelGate.run {
+                td_attention(query, 8, 1, 1, 1, 8, Int32(TD_TYPE_Q8_0.rawValue), bases, bases, 8, offsets, slots, &out, 8, 1)
+            }
+        }
+        #expect(status == TD_ETYPE)
+    }
+}
+
+/// How an attention test stores its keys and values.
+enum KVStorage: String, Sendable, CustomTestStringConvertible {
+    /// The floats as drawn, in F32 slots.
+    case float32
+    /// Each float rounded to half precision by td_round_to_half, in F32 slots.
+    case roundedFloat32
+    /// Half floats written by td_convert_to_half.
+    case float16
+
+    var testDescription: String { rawValue }
+
+    var kernelType: Int32 {
+        Int32(self == .float16 ? TD_TYPE_F16.rawValue : TD_TYPE_F32.rawValue)
+    }
+
+    /// Copies `floats` into a new buffer in this storage; the caller deallocates it.
+    func store(_ floats: [Float]) -> UnsafeMutableRawBufferPointer {
+        let elementBytes = self == .float16 ? 2 : 4
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: floats.count * elementBytes, alignment: 64)
+        let status: Int32
+        switch self {
+        case .float32:
+            buffer.copyBytes(from: floats.withUnsafeBytes { Array($0) })
+            status = TD_OK
+        case .roundedFloat32:
+            status = td_round_to_half(floats, buffer.baseAddress!.assumingMemoryBound(to: Float.self), Int64(floats.count))
+        case .float16:
+            status = td_convert_to_half(floats, buffer.baseAddress!.assumingMemoryBound(to: td_fp16.self), Int64(floats.count))
+        }
+        precondition(status == TD_OK, "storing \(floats.count) floats as \(self) failed with status \(status)")
+        return buffer
     }
 }
 
@@ -543,8 +645,9 @@ private struct AttentionProblem {
         values = (0..<2).map { _ in rng.floats(kvFloats, scale: 3) }
     }
 
-    /// Runs td_attention on the listed rows, in that order, and returns each row's output.
-    func run(rows: [Int], threads: Int, isa: Int32? = nil) -> [[Float]] {
+    /// Runs td_attention on the listed rows, in that order, with keys and values in
+    /// `storage`, and returns each row's output.
+    func run(rows: [Int], threads: Int, isa: Int32? = nil, storage: KVStorage = .float32) -> [[Float]] {
         let m = rows.count
         let outStride = heads * headDim + 1
         let q = rows.flatMap { queries[$0] }
@@ -555,21 +658,17 @@ private struct AttentionProblem {
             offsets.append(Int32(slots.count))
         }
         var out = [Float](repeating: .nan, count: m * outStride)
-        let keyBuffers = keys.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
-        let valueBuffers = values.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+        let keyBuffers = keys.map(storage.store)
+        let valueBuffers = values.map(storage.store)
         defer {
             keyBuffers.forEach { $0.deallocate() }
             valueBuffers.forEach { $0.deallocate() }
         }
-        for s in 0..<2 {
-            _ = keyBuffers[s].initialize(from: keys[s])
-            _ = valueBuffers[s].initialize(from: values[s])
-        }
-        let keyBases: [UnsafePointer<Float>?] = rows.map { UnsafePointer(keyBuffers[sequenceOfRow[$0]].baseAddress!) }
-        let valueBases: [UnsafePointer<Float>?] = rows.map { UnsafePointer(valueBuffers[sequenceOfRow[$0]].baseAddress!) }
+        let keyBases: [UnsafeRawPointer?] = rows.map { UnsafeRawPointer(keyBuffers[sequenceOfRow[$0]].baseAddress!) }
+        let valueBases: [UnsafeRawPointer?] = rows.map { UnsafeRawPointer(valueBuffers[sequenceOfRow[$0]].baseAddress!) }
         let status = KernelGate.run(isa: isa) {
-            td_attention(q, Int64(qStride), Int64(m), Int32(heads), Int32(kvHeads), Int32(headDim), keyBases, valueBases,
-                         Int64(kvStride), offsets, slots, &out, Int64(outStride), Int32(threads))
+            td_attention(q, Int64(qStride), Int64(m), Int32(heads), Int32(kvHeads), Int32(headDim), storage.kernelType,
+                         keyBases, valueBases, Int64(kvStride), offsets, slots, &out, Int64(outStride), Int32(threads))
         }
         precondition(status == TD_OK, "td_attention failed with status \(status)")
         return (0..<m).map { Array(out[$0 * outStride..<$0 * outStride + heads * headDim]) }
