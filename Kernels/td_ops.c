@@ -1,5 +1,6 @@
-/* Row-wise operations: RMSNorm, RoPE, SwiGLU and half-precision rounding. All loops that
- * reduce run in a fixed element order, so results are independent of batching and threads. */
+/* Row-wise operations: RMSNorm, RoPE, bias addition, SwiGLU and half-precision rounding. All
+ * loops that reduce run in a fixed element order, so results are independent of batching and
+ * threads. */
 #include <math.h>
 #include <stdlib.h>
 #include "td_internal.h"
@@ -17,27 +18,59 @@ int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, f
     return TD_OK;
 }
 
-int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
-                  const int32_t *positions, float base) {
-    if (x == NULL || positions == NULL || m < 0 || n_heads <= 0 || head_dim <= 0 ||
-        head_dim % 2 != 0 || stride < (int64_t)n_heads * head_dim || !(base > 0.0f)) {
-        return TD_EINVAL;
-    }
+/* Whether RoPE arguments are valid. */
+static int rope_arguments_valid(const float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                                const int32_t *positions, float base) {
+    return x != NULL && positions != NULL && m >= 0 && n_heads > 0 && head_dim > 0 && head_dim % 2 == 0 &&
+           stride >= (int64_t)n_heads * head_dim && base > 0.0f;
+}
+
+/* Rotates pair p of each head, elements (2p, 2p + 1) or (p, p + head_dim / 2) when `halves`
+ * is set, by pos * base^(-2p / head_dim). Both layouts share this loop, so a position gives
+ * the same angles in either. */
+static inline __attribute__((always_inline)) void rope_rows(float *x, int64_t m, int64_t stride, int n_heads,
+                                                            int head_dim, const int32_t *positions, float base,
+                                                            const int halves) {
     const float theta_scale = powf(base, -2.0f / (float)head_dim);
+    const int half_dim = head_dim / 2;
     for (int64_t i = 0; i < m; i++) {
         /* The angle of pair p is pos * theta_scale^p, built by repeated float multiplication
          * as llama.cpp does. It depends on the position alone, not on the batch. */
         float theta = (float)positions[i];
-        for (int p = 0; p < head_dim / 2; p++) {
+        for (int p = 0; p < half_dim; p++) {
             const float c = cosf(theta), s = sinf(theta);
+            const int first = halves ? p : 2 * p;
+            const int second = halves ? p + half_dim : 2 * p + 1;
             for (int h = 0; h < n_heads; h++) {
-                float *pair = x + i * stride + (int64_t)h * head_dim + 2 * p;
-                const float x0 = pair[0], x1 = pair[1];
-                pair[0] = x0 * c - x1 * s;
-                pair[1] = x0 * s + x1 * c;
+                float *head = x + i * stride + (int64_t)h * head_dim;
+                const float x0 = head[first], x1 = head[second];
+                head[first] = x0 * c - x1 * s;
+                head[second] = x0 * s + x1 * c;
             }
             theta *= theta_scale;
         }
+    }
+}
+
+int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                  const int32_t *positions, float base) {
+    if (!rope_arguments_valid(x, m, stride, n_heads, head_dim, positions, base)) return TD_EINVAL;
+    rope_rows(x, m, stride, n_heads, head_dim, positions, base, 0);
+    return TD_OK;
+}
+
+int td_rope_halves(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                   const int32_t *positions, float base) {
+    if (!rope_arguments_valid(x, m, stride, n_heads, head_dim, positions, base)) return TD_EINVAL;
+    rope_rows(x, m, stride, n_heads, head_dim, positions, base, 1);
+    return TD_OK;
+}
+
+int td_add_bias(float *x, int64_t m, int64_t stride, const float *bias, int64_t n) {
+    if (x == NULL || bias == NULL || m < 0 || n < 0 || stride < n) return TD_EINVAL;
+    for (int64_t i = 0; i < m; i++) {
+        float *row = x + i * stride;
+        for (int64_t j = 0; j < n; j++) row[j] += bias[j];
     }
     return TD_OK;
 }

@@ -128,6 +128,19 @@ int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, f
 int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
                   const int32_t *positions, float base);
 
+/*
+ * Rotates the halves of each head, pairing x[i] with x[i + head_dim / 2], by
+ * pos * base^(-2i / head_dim) (GPT-NeoX style RoPE, which GGUF files of the qwen2
+ * architecture expect). Arguments as td_rope_pairs; pair i of a position turns by the same
+ * angle, bit for bit, in both kernels.
+ */
+int td_rope_halves(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                   const int32_t *positions, float base);
+
+/* x[i * stride + j] += bias[j] for m rows of n elements (a projection's bias, added after
+ * the matmul). Each element is one float addition, so rows are independent of the batch. */
+int td_add_bias(float *x, int64_t m, int64_t stride, const float *bias, int64_t n);
+
 /* Returns x rounded to the nearest half-precision value (ties to even), or x itself when its
  * magnitude is beyond the half range (65504), so extreme values never become infinite. */
 float td_round_half_finite(float x);

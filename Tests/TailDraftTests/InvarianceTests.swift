@@ -3,11 +3,13 @@ import Kernels
 import Testing
 @testable import TailDraft
 
-/// The models the invariance tests run: the real SmolLM2-135M and two tiny random models.
+/// The models the invariance tests run: the real SmolLM2-135M, two tiny random llama models
+/// and a tiny random qwen2 model (Q, K and V biases, RoPE on halves).
 enum InvarianceModel: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case smolLM2
     case tinyQ4_1
     case tinyF32
+    case tinyQwen2
 
     var testDescription: String { rawValue }
 
@@ -23,6 +25,9 @@ enum InvarianceModel: String, CaseIterable, Sendable, CustomTestStringConvertibl
             spec.seed = 0x1_0000 + UInt64(type.rawValue)
             result[model] = Result { try TinyModel(spec: spec).withTransformer { $0 } }
         }
+        var qwen2 = TinyModelSpec.qwen2(seed: 0x1_0100, weightType: .q4_1)
+        qwen2.layerCount = 3
+        result[.tinyQwen2] = Result { try TinyModel(spec: qwen2).withTransformer { $0 } }
         return result
     }()
 

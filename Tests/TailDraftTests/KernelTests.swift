@@ -23,6 +23,29 @@ private func bytes(fromHex hex: String) -> [UInt8] {
     return result
 }
 
+/// The two RoPE kernels: adjacent pairs (td_rope_pairs) and halves (td_rope_halves).
+enum RopeLayout: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case pairs
+    case halves
+
+    var testDescription: String { rawValue }
+
+    /// Runs this layout's kernel on `rows` rows of `x`.
+    func apply(_ x: inout [Float], rows: Int, stride: Int, heads: Int, headDim: Int, positions: [Int32], base: Float) -> Int32 {
+        switch self {
+        case .pairs:
+            return td_rope_pairs(&x, Int64(rows), Int64(stride), Int32(heads), Int32(headDim), positions, base)
+        case .halves:
+            return td_rope_halves(&x, Int64(rows), Int64(stride), Int32(heads), Int32(headDim), positions, base)
+        }
+    }
+
+    /// Returns the indices within a head of pair `i`'s two elements.
+    func pair(_ i: Int, headDim: Int) -> (Int, Int) {
+        self == .pairs ? (2 * i, 2 * i + 1) : (i, i + headDim / 2)
+    }
+}
+
 /// Dequantizes `n` elements of `type` with td_dequantize_row.
 private func dequantize(_ type: GGMLType, _ data: [UInt8], count n: Int) -> [Float] {
     var out = [Float](repeating: .nan, count: n)
@@ -411,7 +434,10 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         #expect(inPlace == y, "seed \(seed): in-place result differs")
     }
 
-    @Test func ropePairsMatchesReference() {
+    /// Both RoPE layouts rotate each pair by the exact angle within float rounding, and leave
+    /// the row padding alone.
+    @Test(arguments: RopeLayout.allCases)
+    func ropeMatchesReference(layout: RopeLayout) {
         let seed: UInt64 = 0xD07_0006
         var rng = SplitMix64(seed: seed)
         let heads = 3, headDim = 6, stride = heads * headDim + 5
@@ -421,7 +447,8 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         var x = original
 
         KernelGate.run {
-            #expect(td_rope_pairs(&x, Int64(positions.count), Int64(stride), Int32(heads), Int32(headDim), positions, base) == TD_OK)
+            #expect(layout.apply(&x, rows: positions.count, stride: stride, heads: heads, headDim: headDim,
+                                 positions: positions, base: base) == TD_OK)
         }
         for (row, position) in positions.enumerated() {
             // The kernel builds pair i's angle as Float(position) * scale^i by repeated Float
@@ -434,16 +461,69 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
                 let angle = Double(floatAngle)
                 #expect(abs(angle - exact) <= Double(i + 2) * 0x1p-23 * exact, "seed \(seed), position \(position), pair \(i)")
                 for head in 0..<heads {
-                    let a = row * stride + head * headDim + 2 * i, b = a + 1
+                    let (first, second) = layout.pair(i, headDim: headDim)
+                    let a = row * stride + head * headDim + first, b = row * stride + head * headDim + second
                     let x0 = Double(original[a]), x1 = Double(original[b])
-                    let label = "seed \(seed), position \(position), head \(head), pair \(i)"
+                    let label = "seed \(seed), \(layout), position \(position), head \(head), pair \(i)"
                     #expect(abs(Double(x[a]) - (x0 * cos(angle) - x1 * sin(angle))) <= 1e-6 * 4, "\(label)")
                     #expect(abs(Double(x[b]) - (x0 * sin(angle) + x1 * cos(angle))) <= 1e-6 * 4, "\(label)")
                 }
                 floatAngle *= thetaScale
             }
             let padding = row * stride + heads * headDim..<(row + 1) * stride
-            #expect(x[padding] == original[padding], "seed \(seed): row \(row) padding changed")
+            #expect(x[padding] == original[padding], "seed \(seed), \(layout): row \(row) padding changed")
+        }
+    }
+
+    /// td_rope_halves on a head equals td_rope_pairs on the same head with its elements
+    /// interleaved (element i and i + headDim/2 moved next to each other), bit for bit: both
+    /// kernels turn pair i by the same float angle.
+    @Test func ropeLayoutsShareAngles() {
+        let seed: UInt64 = 0xD07_000E
+        var rng = SplitMix64(seed: seed)
+        let heads = 2, headDim = 64, rowStride = heads * headDim
+        let positions: [Int32] = [0, 1, 5, 511, 4095, 131_071]
+        let base: Float = 1_000_000
+        var halves = rng.floats(positions.count * rowStride, scale: 3)
+        var pairs = halves
+        for start in stride(from: 0, to: halves.count, by: headDim) {
+            for i in 0..<headDim / 2 {
+                pairs[start + 2 * i] = halves[start + i]
+                pairs[start + 2 * i + 1] = halves[start + i + headDim / 2]
+            }
+        }
+
+        KernelGate.run {
+            #expect(td_rope_halves(&halves, Int64(positions.count), Int64(rowStride), Int32(heads), Int32(headDim), positions, base) == TD_OK)
+            #expect(td_rope_pairs(&pairs, Int64(positions.count), Int64(rowStride), Int32(heads), Int32(headDim), positions, base) == TD_OK)
+        }
+        for start in stride(from: 0, to: halves.count, by: headDim) {
+            for i in 0..<headDim / 2 {
+                let label = "seed \(seed), head at \(start), pair \(i)"
+                #expect(halves[start + i].bitPattern == pairs[start + 2 * i].bitPattern, "\(label), first element")
+                #expect(halves[start + i + headDim / 2].bitPattern == pairs[start + 2 * i + 1].bitPattern, "\(label), second element")
+            }
+        }
+    }
+
+    @Test func addBiasAddsPerRow() {
+        let seed: UInt64 = 0xD07_000F
+        var rng = SplitMix64(seed: seed)
+        let rows = 3, n = 13, stride = 17
+        let original = rng.floats(rows * stride, scale: 4)
+        let bias = rng.floats(n, scale: 1)
+        var x = original
+
+        KernelGate.run {
+            #expect(td_add_bias(&x, Int64(rows), Int64(stride), bias, Int64(n)) == TD_OK)
+            #expect(td_add_bias(&x, 1, Int64(n - 1), bias, Int64(n)) == TD_EINVAL)
+        }
+        for row in 0..<rows {
+            for j in 0..<stride {
+                let index = row * stride + j
+                let expected = j < n ? original[index] + bias[j] : original[index]
+                #expect(x[index].bitPattern == expected.bitPattern, "seed \(seed), row \(row), element \(j)")
+            }
         }
     }
 
