@@ -19,11 +19,20 @@ typedef void (*td_dot_x4_q_fn)(const void *w, const td_block_q8_act *x, int64_t 
 typedef void (*td_gemm_x16_fn)(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                                int64_t m, float *out, int64_t out_stride, int valid_rows);
 
-/* Attention of one query head over its listed KV slots (see td_attention); scores is scratch
- * for n_slots floats. */
-typedef void (*td_attend_fn)(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
+/* Attention of one query head over its listed KV slots (see td_attention). kv_stride and
+ * kv_offset count elements of kv_type. scores is scratch for n_slots floats. */
+typedef void (*td_attend_fn)(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
                              int kv_offset, int head_dim, const int32_t *slots, int n_slots,
                              float *scores, float *out);
+
+/* Bytes per key or value element of a KV cache type, or 0 for a type attention does not read. */
+static inline size_t td_kv_element_bytes(int kv_type) {
+    switch (kv_type) {
+    case TD_TYPE_F32: return 4;
+    case TD_TYPE_F16: return 2;
+    default: return 0;
+    }
+}
 
 /* Largest head size the SIMD attention kernel takes (it keeps a head in registers). */
 #define TD_MAX_HEAD_DIM 256
@@ -77,7 +86,7 @@ void td_gemm_q8_0x16_scalar(const void *group, int64_t nb, const td_block_q8_act
 float td_dot_f32_scalar(const void *w, const float *x, int64_t n);
 float td_dot_f16_scalar(const void *w, const float *x, int64_t n);
 float td_dot_bf16_scalar(const void *w, const float *x, int64_t n);
-void td_attend_scalar(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
+void td_attend_scalar(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
                       int kv_offset, int head_dim, const int32_t *slots, int n_slots,
                       float *scores, float *out);
 
@@ -135,7 +144,7 @@ void td_gemm_q4_1x16_avx2(const void *group, int64_t nb, const td_block_q8_act *
 void td_gemm_q8_0x16_avx2(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                           int64_t m, float *out, int64_t out_stride, int valid_rows);
 void td_dot_q4_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
-void td_attend_avx2(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
+void td_attend_avx2(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
                     int kv_offset, int head_dim, const int32_t *slots, int n_slots,
                     float *scores, float *out);
 

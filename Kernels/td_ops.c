@@ -1,5 +1,6 @@
-/* Row-wise operations: RMSNorm, RoPE, SwiGLU and attention over the KV cache. All loops that
- * reduce run in a fixed element order, so results are independent of batching and threads. */
+/* Row-wise operations: RMSNorm, RoPE, bias addition, SwiGLU and half-precision rounding. All
+ * loops that reduce run in a fixed element order, so results are independent of batching and
+ * threads. */
 #include <math.h>
 #include <stdlib.h>
 #include "td_internal.h"
@@ -17,27 +18,59 @@ int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, f
     return TD_OK;
 }
 
-int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
-                  const int32_t *positions, float base) {
-    if (x == NULL || positions == NULL || m < 0 || n_heads <= 0 || head_dim <= 0 ||
-        head_dim % 2 != 0 || stride < (int64_t)n_heads * head_dim || !(base > 0.0f)) {
-        return TD_EINVAL;
-    }
+/* Whether RoPE arguments are valid. */
+static int rope_arguments_valid(const float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                                const int32_t *positions, float base) {
+    return x != NULL && positions != NULL && m >= 0 && n_heads > 0 && head_dim > 0 && head_dim % 2 == 0 &&
+           stride >= (int64_t)n_heads * head_dim && base > 0.0f;
+}
+
+/* Rotates pair p of each head, elements (2p, 2p + 1) or (p, p + head_dim / 2) when `halves`
+ * is set, by pos * base^(-2p / head_dim). Both layouts share this loop, so a position gives
+ * the same angles in either. */
+static inline __attribute__((always_inline)) void rope_rows(float *x, int64_t m, int64_t stride, int n_heads,
+                                                            int head_dim, const int32_t *positions, float base,
+                                                            const int halves) {
     const float theta_scale = powf(base, -2.0f / (float)head_dim);
+    const int half_dim = head_dim / 2;
     for (int64_t i = 0; i < m; i++) {
         /* The angle of pair p is pos * theta_scale^p, built by repeated float multiplication
          * as llama.cpp does. It depends on the position alone, not on the batch. */
         float theta = (float)positions[i];
-        for (int p = 0; p < head_dim / 2; p++) {
+        for (int p = 0; p < half_dim; p++) {
             const float c = cosf(theta), s = sinf(theta);
+            const int first = halves ? p : 2 * p;
+            const int second = halves ? p + half_dim : 2 * p + 1;
             for (int h = 0; h < n_heads; h++) {
-                float *pair = x + i * stride + (int64_t)h * head_dim + 2 * p;
-                const float x0 = pair[0], x1 = pair[1];
-                pair[0] = x0 * c - x1 * s;
-                pair[1] = x0 * s + x1 * c;
+                float *head = x + i * stride + (int64_t)h * head_dim;
+                const float x0 = head[first], x1 = head[second];
+                head[first] = x0 * c - x1 * s;
+                head[second] = x0 * s + x1 * c;
             }
             theta *= theta_scale;
         }
+    }
+}
+
+int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                  const int32_t *positions, float base) {
+    if (!rope_arguments_valid(x, m, stride, n_heads, head_dim, positions, base)) return TD_EINVAL;
+    rope_rows(x, m, stride, n_heads, head_dim, positions, base, 0);
+    return TD_OK;
+}
+
+int td_rope_halves(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                   const int32_t *positions, float base) {
+    if (!rope_arguments_valid(x, m, stride, n_heads, head_dim, positions, base)) return TD_EINVAL;
+    rope_rows(x, m, stride, n_heads, head_dim, positions, base, 1);
+    return TD_OK;
+}
+
+int td_add_bias(float *x, int64_t m, int64_t stride, const float *bias, int64_t n) {
+    if (x == NULL || bias == NULL || m < 0 || n < 0 || stride < n) return TD_EINVAL;
+    for (int64_t i = 0; i < m; i++) {
+        float *row = x + i * stride;
+        for (int64_t j = 0; j < n; j++) row[j] += bias[j];
     }
     return TD_OK;
 }
@@ -48,89 +81,23 @@ int td_round_to_half(const float *x, float *y, int64_t n) {
     return TD_OK;
 }
 
+int td_convert_to_half(const float *x, td_fp16 *y, int64_t n) {
+    if (x == NULL || y == NULL || n < 0) return TD_EINVAL;
+    for (int64_t i = 0; i < n; i++) {
+        const td_fp16 h = td_fp32_to_fp16(x[i]);
+        /* A finite input that rounds past 65504 comes out as infinity (all exponent bits set,
+         * zero mantissa). It saturates to the largest finite half of its sign instead. */
+        const int overflowed = (h & 0x7fff) == 0x7c00 && !isinf(x[i]);
+        y[i] = overflowed ? (td_fp16)((h & 0x8000) | 0x7bff) : h;
+    }
+    return TD_OK;
+}
+
 int td_swiglu(const float *gate, const float *up, float *out, int64_t n) {
     if (gate == NULL || up == NULL || out == NULL || n < 0) return TD_EINVAL;
     for (int64_t i = 0; i < n; i++) {
         const float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
     }
-    return TD_OK;
-}
-
-/* q . k over head_dim elements with 8 partial sums (lane j takes elements j, j+8, ...),
- * combined in a fixed tree; the compiler may vectorise the lanes without changing results. */
-static inline float dot_head(const float *q, const float *k, int head_dim) {
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int d = 0;
-    for (; d + 8 <= head_dim; d += 8) {
-        for (int j = 0; j < 8; j++) lanes[j] += q[d + j] * k[d + j];
-    }
-    float sum = ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
-    for (; d < head_dim; d++) sum += q[d] * k[d];
-    return sum;
-}
-
-void td_attend_scalar(const float *q, const float *k_base, const float *v_base, int64_t kv_stride,
-                       int kv_offset, int head_dim, const int32_t *slots, int n_slots,
-                       float *scores, float *out) {
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    float max_score = -INFINITY;
-    for (int s = 0; s < n_slots; s++) {
-        const float *k = k_base + (int64_t)slots[s] * kv_stride + kv_offset;
-        scores[s] = dot_head(q, k, head_dim) * scale;
-        if (scores[s] > max_score) max_score = scores[s];
-    }
-    float total = 0.0f;
-    for (int s = 0; s < n_slots; s++) {
-        scores[s] = expf(scores[s] - max_score);
-        total += scores[s];
-    }
-    for (int d = 0; d < head_dim; d++) out[d] = 0.0f;
-    for (int s = 0; s < n_slots; s++) {
-        const float *v = v_base + (int64_t)slots[s] * kv_stride + kv_offset;
-        const float p = scores[s];
-        for (int d = 0; d < head_dim; d++) out[d] += p * v[d];
-    }
-    const float inverse = total > 0.0f ? 1.0f / total : 0.0f;
-    for (int d = 0; d < head_dim; d++) out[d] *= inverse;
-}
-
-int td_attention(const float *q, int64_t q_stride, int64_t m, int n_heads, int n_kv_heads,
-                 int head_dim, const float *const *k_base, const float *const *v_base,
-                 int64_t kv_stride, const int32_t *slot_offsets, const int32_t *slots,
-                 float *out, int64_t out_stride, int nthreads) {
-    if (q == NULL || k_base == NULL || v_base == NULL || slot_offsets == NULL || out == NULL ||
-        m < 0 || n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0 ||
-        kv_stride < (int64_t)n_kv_heads * head_dim || nthreads < 1) {
-        return TD_EINVAL;
-    }
-    int max_slots = 0;
-    for (int64_t i = 0; i < m; i++) {
-        const int count = slot_offsets[i + 1] - slot_offsets[i];
-        if (count < 0) return TD_EINVAL;
-        for (int s = slot_offsets[i] + 1; s < slot_offsets[i + 1]; s++) {
-            if (slots[s] <= slots[s - 1]) return TD_EINVAL;
-        }
-        if (count > max_slots) max_slots = count;
-    }
-    if (max_slots > 0 && (slots == NULL || slots[slot_offsets[0]] < 0)) return TD_EINVAL;
-
-    float *scores = malloc((size_t)nthreads * (size_t)(max_slots > 0 ? max_slots : 1) * sizeof(float));
-    if (scores == NULL) return TD_ENOMEM;
-    const int group = n_heads / n_kv_heads;
-    const int64_t items = m * n_heads;
-    const td_kernel_table *k = td_active_table();
-    const td_attend_fn attend = head_dim % k->attend_lanes == 0 && head_dim <= TD_MAX_HEAD_DIM ? k->attend : td_attend_scalar;
-
-    #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1 && items > 1)
-    for (int64_t item = 0; item < items; item++) {
-        const int64_t i = item / n_heads;
-        const int h = (int)(item % n_heads);
-        float *thread_scores = scores + (size_t)omp_get_thread_num() * (size_t)max_slots;
-        attend(q + i * q_stride + (int64_t)h * head_dim, k_base[i], v_base[i], kv_stride,
-                   (h / group) * head_dim, head_dim, slots + slot_offsets[i],
-                   slot_offsets[i + 1] - slot_offsets[i], thread_scores, out + i * out_stride + (int64_t)h * head_dim);
-    }
-    free(scores);
     return TD_OK;
 }

@@ -133,11 +133,29 @@ int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, f
 int td_rope_pairs(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
                   const int32_t *positions, float base);
 
+/*
+ * Rotates the halves of each head, pairing x[i] with x[i + head_dim / 2], by
+ * pos * base^(-2i / head_dim) (GPT-NeoX style RoPE, which GGUF files of the qwen2
+ * architecture expect). Arguments as td_rope_pairs; pair i of a position turns by the same
+ * angle, bit for bit, in both kernels.
+ */
+int td_rope_halves(float *x, int64_t m, int64_t stride, int n_heads, int head_dim,
+                   const int32_t *positions, float base);
+
+/* x[i * stride + j] += bias[j] for m rows of n elements (a projection's bias, added after
+ * the matmul). Each element is one float addition, so rows are independent of the batch. */
+int td_add_bias(float *x, int64_t m, int64_t stride, const float *bias, int64_t n);
+
 /* Returns x rounded to the nearest half-precision value (ties to even), or x itself when its
  * magnitude is beyond the half range (65504), so extreme values never become infinite. */
 float td_round_half_finite(float x);
 /* y[i] = td_round_half_finite(x[i]) for n elements. y may alias x. */
 int td_round_to_half(const float *x, float *y, int64_t n);
+/* y[i] = x[i] as a half float, rounded to nearest even, for n elements. Finite values that
+ * round past the half range become +-65504 instead of infinity. So td_fp16_to_fp32(y[i])
+ * equals td_round_half_finite(x[i]) whenever |x[i]| < 65520; beyond that this function
+ * saturates while td_round_half_finite keeps x[i]. */
+int td_convert_to_half(const float *x, td_fp16 *y, int64_t n);
 
 /* out[i] = silu(gate[i]) * up[i] for n elements. out may alias gate or up. */
 int td_swiglu(const float *gate, const float *up, float *out, int64_t n);
@@ -146,18 +164,22 @@ int td_swiglu(const float *gate, const float *up, float *out, int64_t n);
  * Grouped-query attention for m query rows.
  *
  * q: m rows of n_heads * head_dim floats (row stride q_stride). Query head h reads KV head
- * h / (n_heads / n_kv_heads). Row i attends to KV slots listed in
- * slots[slot_offsets[i] .. slot_offsets[i + 1]) in strictly increasing order, reading keys
- * from k_base[i] + slot * kv_stride and values from v_base[i] + slot * kv_stride (each slot
- * contains n_kv_heads * head_dim floats), so rows of different sequences may share a call.
+ * h / (n_heads / n_kv_heads). Keys and values are elements of kv_type: TD_TYPE_F32 (float) or
+ * TD_TYPE_F16 (td_fp16, converted to float exactly on load). Row i attends to KV slots listed
+ * in slots[slot_offsets[i] .. slot_offsets[i + 1]) in strictly increasing order. Its keys
+ * start at k_base[i] + slot * kv_stride elements and its values at v_base[i] + slot * kv_stride
+ * elements, where each slot contains n_kv_heads * head_dim elements. Each row has its own
+ * bases, so rows of different sequences may share a call.
  * out: m rows of n_heads * head_dim floats (row stride out_stride).
  *
  * Each (row, head) walks its slots in list order: scores, a running max, exponentials and a
  * weighted sum of values, all in slot order. The result for a row depends only on its query
- * and the listed slots' contents, not on m or the thread count.
+ * and the listed slots' contents, not on m or the thread count. F16 storage gives the same
+ * bits as F32 storage of the same half-precision values, on every ISA path.
+ * Returns TD_ETYPE for any other kv_type.
  */
 int td_attention(const float *q, int64_t q_stride, int64_t m, int n_heads, int n_kv_heads,
-                 int head_dim, const float *const *k_base, const float *const *v_base,
+                 int head_dim, int kv_type, const void *const *k_base, const void *const *v_base,
                  int64_t kv_stride, const int32_t *slot_offsets, const int32_t *slots,
                  float *out, int64_t out_stride, int nthreads);
 

@@ -29,8 +29,8 @@ enum InfoCommand {
         let pre = file.metadata["tokenizer.ggml.pre"]?.stringValue ?? "(none)"
         print("tokenizer: \(file.metadata["tokenizer.ggml.model"]?.stringValue ?? "?") BPE, pre-tokenizer \(pre), \(tokenizer.vocabularySize) tokens")
         print("end-of-generation ids: \(tokenizer.endOfGenerationIds.sorted())")
-        let kvBytesPerToken = 2 * config.layerCount * config.kvDim * 4
-        print("KV cache: \(kvBytesPerToken) bytes per token (float32 slots holding half-precision values)")
+        let kvBytesPerToken = KVCache.byteCount(config: config, capacity: 1, precision: .float16)
+        print("KV cache: \(kvBytesPerToken) bytes per token (half-precision keys and values)")
         print("kernels: \(KernelPath.active) (best on this CPU: \(KernelPath.best); set TAILDRAFT_ISA to scalar, avx2 or avx512 to choose)")
     }
 

@@ -121,6 +121,8 @@ import Testing
         #expect(run.standardOutput.contains("layers: 30"))
         #expect(run.standardOutput.contains("end-of-generation ids: [0, 2, 4]"))
         #expect(run.standardOutput.contains("tied to the token embedding"))
+        // 30 layers, keys and values of 3 heads of 64 elements, 2 bytes each.
+        #expect(run.standardOutput.contains("KV cache: 23040 bytes per token"))
     }
 }
 

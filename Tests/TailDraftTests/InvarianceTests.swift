@@ -3,13 +3,16 @@ import Kernels
 import Testing
 @testable import TailDraft
 
-/// The models the invariance tests run: the real SmolLM2-135M and three tiny random models.
+/// The models the invariance tests run: the real SmolLM2-135M, two tiny random llama models,
+/// a tiny model in the K-quant types of a Q4_K_M file and a tiny random qwen2 model (Q, K and
+/// V biases, RoPE on halves).
 enum InvarianceModel: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case smolLM2
     case tinyQ4_1
     case tinyF32
     /// Q4_K, Q5_K, Q6_K and Q5_0 matrices, as in a Q4_K_M file.
     case tinyKQuant
+    case tinyQwen2
 
     var testDescription: String { rawValue }
 
@@ -27,6 +30,9 @@ enum InvarianceModel: String, CaseIterable, Sendable, CustomTestStringConvertibl
         }
         let kQuantSpec = TinyModelSpec.kQuantMix(seed: 0x1_00FF, layerCount: 3)
         result[.tinyKQuant] = Result { try TinyModel(spec: kQuantSpec).withTransformer { $0 } }
+        var qwen2 = TinyModelSpec.qwen2(seed: 0x1_0100, weightType: .q4_1)
+        qwen2.layerCount = 3
+        result[.tinyQwen2] = Result { try TinyModel(spec: qwen2).withTransformer { $0 } }
         return result
     }()
 

@@ -23,6 +23,29 @@ private func bytes(fromHex hex: String) -> [UInt8] {
     return result
 }
 
+/// The two RoPE kernels: adjacent pairs (td_rope_pairs) and halves (td_rope_halves).
+enum RopeLayout: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case pairs
+    case halves
+
+    var testDescription: String { rawValue }
+
+    /// Runs this layout's kernel on `rows` rows of `x`.
+    func apply(_ x: inout [Float], rows: Int, stride: Int, heads: Int, headDim: Int, positions: [Int32], base: Float) -> Int32 {
+        switch self {
+        case .pairs:
+            return td_rope_pairs(&x, Int64(rows), Int64(stride), Int32(heads), Int32(headDim), positions, base)
+        case .halves:
+            return td_rope_halves(&x, Int64(rows), Int64(stride), Int32(heads), Int32(headDim), positions, base)
+        }
+    }
+
+    /// Returns the indices within a head of pair `i`'s two elements.
+    func pair(_ i: Int, headDim: Int) -> (Int, Int) {
+        self == .pairs ? (2 * i, 2 * i + 1) : (i, i + headDim / 2)
+    }
+}
+
 /// Dequantizes `n` elements of `type` with td_dequantize_row.
 private func dequantize(_ type: GGMLType, _ data: [UInt8], count n: Int) -> [Float] {
     var out = [Float](repeating: .nan, count: n)
@@ -413,7 +436,10 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         #expect(inPlace == y, "seed \(seed): in-place result differs")
     }
 
-    @Test func ropePairsMatchesReference() {
+    /// Both RoPE layouts rotate each pair by the exact angle within float rounding, and leave
+    /// the row padding alone.
+    @Test(arguments: RopeLayout.allCases)
+    func ropeMatchesReference(layout: RopeLayout) {
         let seed: UInt64 = 0xD07_0006
         var rng = SplitMix64(seed: seed)
         let heads = 3, headDim = 6, stride = heads * headDim + 5
@@ -423,7 +449,8 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         var x = original
 
         KernelGate.run {
-            #expect(td_rope_pairs(&x, Int64(positions.count), Int64(stride), Int32(heads), Int32(headDim), positions, base) == TD_OK)
+            #expect(layout.apply(&x, rows: positions.count, stride: stride, heads: heads, headDim: headDim,
+                                 positions: positions, base: base) == TD_OK)
         }
         for (row, position) in positions.enumerated() {
             // The kernel builds pair i's angle as Float(position) * scale^i by repeated Float
@@ -436,17 +463,101 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
                 let angle = Double(floatAngle)
                 #expect(abs(angle - exact) <= Double(i + 2) * 0x1p-23 * exact, "seed \(seed), position \(position), pair \(i)")
                 for head in 0..<heads {
-                    let a = row * stride + head * headDim + 2 * i, b = a + 1
+                    let (first, second) = layout.pair(i, headDim: headDim)
+                    let a = row * stride + head * headDim + first, b = row * stride + head * headDim + second
                     let x0 = Double(original[a]), x1 = Double(original[b])
-                    let label = "seed \(seed), position \(position), head \(head), pair \(i)"
+                    let label = "seed \(seed), \(layout), position \(position), head \(head), pair \(i)"
                     #expect(abs(Double(x[a]) - (x0 * cos(angle) - x1 * sin(angle))) <= 1e-6 * 4, "\(label)")
                     #expect(abs(Double(x[b]) - (x0 * sin(angle) + x1 * cos(angle))) <= 1e-6 * 4, "\(label)")
                 }
                 floatAngle *= thetaScale
             }
             let padding = row * stride + heads * headDim..<(row + 1) * stride
-            #expect(x[padding] == original[padding], "seed \(seed): row \(row) padding changed")
+            #expect(x[padding] == original[padding], "seed \(seed), \(layout): row \(row) padding changed")
         }
+    }
+
+    /// td_rope_halves on a head equals td_rope_pairs on the same head with its elements
+    /// interleaved (element i and i + headDim/2 moved next to each other), bit for bit: both
+    /// kernels turn pair i by the same float angle.
+    @Test func ropeLayoutsShareAngles() {
+        let seed: UInt64 = 0xD07_000E
+        var rng = SplitMix64(seed: seed)
+        let heads = 2, headDim = 64, rowStride = heads * headDim
+        let positions: [Int32] = [0, 1, 5, 511, 4095, 131_071]
+        let base: Float = 1_000_000
+        var halves = rng.floats(positions.count * rowStride, scale: 3)
+        var pairs = halves
+        for start in stride(from: 0, to: halves.count, by: headDim) {
+            for i in 0..<headDim / 2 {
+                pairs[start + 2 * i] = halves[start + i]
+                pairs[start + 2 * i + 1] = halves[start + i + headDim / 2]
+            }
+        }
+
+        KernelGate.run {
+            #expect(td_rope_halves(&halves, Int64(positions.count), Int64(rowStride), Int32(heads), Int32(headDim), positions, base) == TD_OK)
+            #expect(td_rope_pairs(&pairs, Int64(positions.count), Int64(rowStride), Int32(heads), Int32(headDim), positions, base) == TD_OK)
+        }
+        for start in stride(from: 0, to: halves.count, by: headDim) {
+            for i in 0..<headDim / 2 {
+                let label = "seed \(seed), head at \(start), pair \(i)"
+                #expect(halves[start + i].bitPattern == pairs[start + 2 * i].bitPattern, "\(label), first element")
+                #expect(halves[start + i + headDim / 2].bitPattern == pairs[start + 2 * i + 1].bitPattern, "\(label), second element")
+            }
+        }
+    }
+
+    @Test func addBiasAddsPerRow() {
+        let seed: UInt64 = 0xD07_000F
+        var rng = SplitMix64(seed: seed)
+        let rows = 3, n = 13, stride = 17
+        let original = rng.floats(rows * stride, scale: 4)
+        let bias = rng.floats(n, scale: 1)
+        var x = original
+
+        KernelGate.run {
+            #expect(td_add_bias(&x, Int64(rows), Int64(stride), bias, Int64(n)) == TD_OK)
+            #expect(td_add_bias(&x, 1, Int64(n - 1), bias, Int64(n)) == TD_EINVAL)
+        }
+        for row in 0..<rows {
+            for j in 0..<stride {
+                let index = row * stride + j
+                let expected = j < n ? original[index] + bias[j] : original[index]
+                #expect(x[index].bitPattern == expected.bitPattern, "seed \(seed), row \(row), element \(j)")
+            }
+        }
+    }
+
+    /// td_convert_to_half gives the bits whose float value td_round_half_finite returns, and
+    /// saturates finite values that round past 65504 instead of making them infinite.
+    @Test func halfConversionMatchesRounding() {
+        let seed: UInt64 = 0xD07_0010
+        var rng = SplitMix64(seed: seed)
+        let edges: [Float] = [0, -0.0, 1, -1, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-14, 0x1.ffcp-15, 6.1e-5, 65504, -65504,
+                              65519.996, -65519.996, .infinity, -.infinity, Float.leastNormalMagnitude / 4, 0.1, 1.0 / 3]
+        let inputs = edges + rng.floats(2000, scale: 70_000) + rng.floats(2000, scale: 1e-3)
+        var halves = [td_fp16](repeating: 0, count: inputs.count)
+        var rounded = [Float](repeating: .nan, count: inputs.count)
+
+        KernelGate.run {
+            #expect(td_convert_to_half(inputs, &halves, Int64(inputs.count)) == TD_OK)
+            #expect(td_round_to_half(inputs, &rounded, Int64(inputs.count)) == TD_OK)
+        }
+        for (index, x) in inputs.enumerated() {
+            let stored = td_fp16_to_fp32(halves[index])
+            if abs(x) < 65520 || x.isInfinite {
+                #expect(stored.bitPattern == rounded[index].bitPattern, "seed \(seed), input \(x): stored \(stored), rounded \(rounded[index])")
+                #expect(halves[index] == Quantizer.fp16Bits(x), "seed \(seed), input \(x): bits differ from Float16's")
+            } else {
+                #expect(stored == (x > 0 ? 65504 : -65504), "seed \(seed), input \(x) stored as \(stored), expected saturation")
+            }
+        }
+
+        let nan: [Float] = [.nan]
+        var nanHalf: [td_fp16] = [0]
+        #expect(td_convert_to_half(nan, &nanHalf, 1) == TD_OK)
+        #expect(td_fp16_to_fp32(nanHalf[0]).isNaN)
     }
 
     @Test func swigluMatchesReference() {
@@ -501,20 +612,91 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
 
     /// A row's attention output depends only on its query and listed slots: computing it alone,
     /// in a batch, in reverse order or with 1, 2 or 3 threads gives the same bits.
-    @Test func attentionRowIndependentOfBatch() {
+    @Test(arguments: [KVStorage.float32, .float16])
+    func attentionRowIndependentOfBatch(storage: KVStorage) {
         let problem = AttentionProblem(seed: 0xD07_0009)
         let rows = Array(problem.slotLists.indices)
-        let alone = rows.map { problem.run(rows: [$0], threads: 1)[0] }
+        let alone = rows.map { problem.run(rows: [$0], threads: 1, storage: storage)[0] }
 
         for threads in 1...3 {
-            let batch = problem.run(rows: rows, threads: threads)
-            let reversed = problem.run(rows: rows.reversed(), threads: threads)
+            let batch = problem.run(rows: rows, threads: threads, storage: storage)
+            let reversed = problem.run(rows: rows.reversed(), threads: threads, storage: storage)
             for row in rows {
-                #expect(bitwiseDifference(batch[row], alone[row]) == nil, "seed \(problem.seed), \(threads) threads, row \(row)")
+                #expect(bitwiseDifference(batch[row], alone[row]) == nil, "seed \(problem.seed), \(storage), \(threads) threads, row \(row)")
                 #expect(bitwiseDifference(reversed[rows.count - 1 - row], alone[row]) == nil,
-                        "seed \(problem.seed), \(threads) threads, row \(row) in reverse order")
+                        "seed \(problem.seed), \(storage), \(threads) threads, row \(row) in reverse order")
             }
         }
+    }
+
+    /// Keys and values stored as F16 give the bits of the same half-precision values in F32
+    /// slots, on every ISA path and thread count. The rows' slot lists skip slots as tree
+    /// masks do. Head size 12 takes the scalar kernel on every path, the others the SIMD one.
+    @Test(arguments: [8, 12, 16, 64])
+    func attentionHalfStorageEqualsRoundedFloats(headDim: Int) {
+        let problem = AttentionProblem(seed: 0xD07_0011 + UInt64(headDim), headDim: headDim)
+        let rows = Array(problem.slotLists.indices)
+        let scalar = problem.run(rows: rows, threads: 1, isa: Int32(TD_ISA_SCALAR.rawValue), storage: .float16)
+        for isa in KernelGate.isaPaths {
+            for threads in 1...3 {
+                let rounded = problem.run(rows: rows, threads: threads, isa: isa, storage: .roundedFloat32)
+                let halves = problem.run(rows: rows, threads: threads, isa: isa, storage: .float16)
+                for row in rows {
+                    let label = "seed \(problem.seed), ISA \(KernelGate.name(isa)), \(threads) threads, row \(row)"
+                    #expect(bitwiseDifference(halves[row], rounded[row]) == nil, "\(label): F16 against rounded F32")
+                    #expect(bitwiseDifference(halves[row], scalar[row]) == nil, "\(label): F16 against scalar F16")
+                }
+            }
+        }
+    }
+
+    @Test func attentionRejectsOtherKVTypes() {
+        let query = [Float](repeating: 1, count: 8)
+        let key = [Float](repeating: 1, count: 8)
+        var out = [Float](repeating: 0, count: 8)
+        let offsets: [Int32] = [0, 1]
+        let slots: [Int32] = [0]
+        let status = key.withUnsafeBytes { keyBytes in
+            let bases: [UnsafeRawPointer?] = [keyBytes.baseAddress]
+            return KernelGate.run {
+                td_attention(query, 8, 1, 1, 1, 8, Int32(TD_TYPE_Q8_0.rawValue), bases, bases, 8, offsets, slots, &out, 8, 1)
+            }
+        }
+        #expect(status == TD_ETYPE)
+    }
+}
+
+/// How an attention test stores its keys and values.
+enum KVStorage: String, Sendable, CustomTestStringConvertible {
+    /// The floats as drawn, in F32 slots.
+    case float32
+    /// Each float rounded to half precision by td_round_to_half, in F32 slots.
+    case roundedFloat32
+    /// Half floats written by td_convert_to_half.
+    case float16
+
+    var testDescription: String { rawValue }
+
+    var kernelType: Int32 {
+        Int32(self == .float16 ? TD_TYPE_F16.rawValue : TD_TYPE_F32.rawValue)
+    }
+
+    /// Copies `floats` into a new buffer in this storage; the caller deallocates it.
+    func store(_ floats: [Float]) -> UnsafeMutableRawBufferPointer {
+        let elementBytes = self == .float16 ? 2 : 4
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: floats.count * elementBytes, alignment: 64)
+        let status: Int32
+        switch self {
+        case .float32:
+            buffer.copyBytes(from: floats.withUnsafeBytes { Array($0) })
+            status = TD_OK
+        case .roundedFloat32:
+            status = td_round_to_half(floats, buffer.baseAddress!.assumingMemoryBound(to: Float.self), Int64(floats.count))
+        case .float16:
+            status = td_convert_to_half(floats, buffer.baseAddress!.assumingMemoryBound(to: td_fp16.self), Int64(floats.count))
+        }
+        precondition(status == TD_OK, "storing \(floats.count) floats as \(self) failed with status \(status)")
+        return buffer
     }
 }
 
@@ -545,8 +727,9 @@ private struct AttentionProblem {
         values = (0..<2).map { _ in rng.floats(kvFloats, scale: 3) }
     }
 
-    /// Runs td_attention on the listed rows, in that order, and returns each row's output.
-    func run(rows: [Int], threads: Int, isa: Int32? = nil) -> [[Float]] {
+    /// Runs td_attention on the listed rows, in that order, with keys and values in
+    /// `storage`, and returns each row's output.
+    func run(rows: [Int], threads: Int, isa: Int32? = nil, storage: KVStorage = .float32) -> [[Float]] {
         let m = rows.count
         let outStride = heads * headDim + 1
         let q = rows.flatMap { queries[$0] }
@@ -557,21 +740,17 @@ private struct AttentionProblem {
             offsets.append(Int32(slots.count))
         }
         var out = [Float](repeating: .nan, count: m * outStride)
-        let keyBuffers = keys.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
-        let valueBuffers = values.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0.count) }
+        let keyBuffers = keys.map(storage.store)
+        let valueBuffers = values.map(storage.store)
         defer {
             keyBuffers.forEach { $0.deallocate() }
             valueBuffers.forEach { $0.deallocate() }
         }
-        for s in 0..<2 {
-            _ = keyBuffers[s].initialize(from: keys[s])
-            _ = valueBuffers[s].initialize(from: values[s])
-        }
-        let keyBases: [UnsafePointer<Float>?] = rows.map { UnsafePointer(keyBuffers[sequenceOfRow[$0]].baseAddress!) }
-        let valueBases: [UnsafePointer<Float>?] = rows.map { UnsafePointer(valueBuffers[sequenceOfRow[$0]].baseAddress!) }
+        let keyBases: [UnsafeRawPointer?] = rows.map { UnsafeRawPointer(keyBuffers[sequenceOfRow[$0]].baseAddress!) }
+        let valueBases: [UnsafeRawPointer?] = rows.map { UnsafeRawPointer(valueBuffers[sequenceOfRow[$0]].baseAddress!) }
         let status = KernelGate.run(isa: isa) {
-            td_attention(q, Int64(qStride), Int64(m), Int32(heads), Int32(kvHeads), Int32(headDim), keyBases, valueBases,
-                         Int64(kvStride), offsets, slots, &out, Int64(outStride), Int32(threads))
+            td_attention(q, Int64(qStride), Int64(m), Int32(heads), Int32(kvHeads), Int32(headDim), storage.kernelType,
+                         keyBases, valueBases, Int64(kvStride), offsets, slots, &out, Int64(outStride), Int32(threads))
         }
         precondition(status == TD_OK, "td_attention failed with status \(status)")
         return (0..<m).map { Array(out[$0 * outStride..<$0 * outStride + heads * headDim]) }

@@ -195,14 +195,15 @@ import Testing
             let committed = Array(returned.prefix(cache.count))
             let rebuilt = KVCache(config: engine.model.config, capacity: 256)
             _ = try engine.model.forward(.causal(tokens: committed, startPosition: 0, logitRows: []), caches: [rebuilt])
-            let floats = committed.count * cache.kvDim
+            let bytes = committed.count * cache.bytesPerSlot
             for layer in [0, engine.model.config.layerCount - 1] {
-                let keys = Array(UnsafeBufferPointer(start: cache.keys(layer: layer), count: floats))
-                let expectedKeys = Array(UnsafeBufferPointer(start: rebuilt.keys(layer: layer), count: floats))
-                #expect(bitwiseDifference(keys, expectedKeys) == nil, "prompt \(promptLength), layer \(layer) keys")
-                let values = Array(UnsafeBufferPointer(start: cache.values(layer: layer), count: floats))
-                let expectedValues = Array(UnsafeBufferPointer(start: rebuilt.values(layer: layer), count: floats))
-                #expect(bitwiseDifference(values, expectedValues) == nil, "prompt \(promptLength), layer \(layer) values")
+                // Compared as a Bool so a failure does not diff thousands of bytes.
+                let keysEqual = UnsafeRawBufferPointer(start: cache.keys(layer: layer), count: bytes)
+                    .elementsEqual(UnsafeRawBufferPointer(start: rebuilt.keys(layer: layer), count: bytes))
+                #expect(keysEqual, "prompt \(promptLength), layer \(layer) keys")
+                let valuesEqual = UnsafeRawBufferPointer(start: cache.values(layer: layer), count: bytes)
+                    .elementsEqual(UnsafeRawBufferPointer(start: rebuilt.values(layer: layer), count: bytes))
+                #expect(valuesEqual, "prompt \(promptLength), layer \(layer) values")
             }
         }
     }

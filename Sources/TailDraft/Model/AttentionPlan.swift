@@ -14,6 +14,8 @@ struct AttentionPlan {
     let slots: [Int32]
     /// Rows added per sequence index.
     let addedPerSequence: [Int: Int]
+    /// The td_type of the keys and values of every cache the batch uses.
+    let kvType: Int32
 
     init(batch: ForwardBatch, caches: [KVCache], config: ModelConfig) throws {
         let m = batch.count
@@ -34,6 +36,10 @@ struct AttentionPlan {
             guard position >= 0, Int(position) < caches[sequence].capacity else {
                 throw ForwardError.positionOutOfRange(row: row, position: position, contextLength: caches[sequence].capacity)
             }
+        }
+        let precisions = Set(batch.sequences.map { caches[$0].precision })
+        guard precisions.count == 1, let precision = precisions.first else {
+            throw ForwardError.mixedCachePrecisions(precisions.map { "\($0)" }.sorted())
         }
         if let rows = batch.logitRows {
             guard zip(rows, rows.dropFirst()).allSatisfy({ $0 < $1 }), rows.allSatisfy({ (0..<m).contains($0) }) else {
@@ -80,32 +86,28 @@ struct AttentionPlan {
         self.slotOffsets = offsets
         self.slots = slots
         self.addedPerSequence = added
+        self.kvType = precision.kernelType
     }
 
-    /// Copies each row's key and value into its slot of `layer`, rounded to the cache's
+    /// Copies each row's key and value into its slot of `layer`, converted to the cache's
     /// precision.
     func store(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, layer: Int, caches: [KVCache]) {
         for (row, slot) in slotOfRow.enumerated() {
             let cache = caches[sequences[row]]
             let kvDim = cache.kvDim
-            let key = cache.keys(layer: layer) + slot * kvDim, value = cache.values(layer: layer) + slot * kvDim
-            switch cache.precision {
-            case .float16:
-                check(td_round_to_half(keys + row * kvDim, key, Int64(kvDim)), "td_round_to_half")
-                check(td_round_to_half(values + row * kvDim, value, Int64(kvDim)), "td_round_to_half")
-            case .float32:
-                key.update(from: keys + row * kvDim, count: kvDim)
-                value.update(from: values + row * kvDim, count: kvDim)
-            }
+            cache.store(keys + row * kvDim, into: cache.keys(layer: layer), slot: slot)
+            cache.store(values + row * kvDim, into: cache.values(layer: layer), slot: slot)
         }
     }
 
+    /// Runs attention for every row over its visible slots of `layer`. All caches of one
+    /// forward pass must share a precision, because the kernel takes one element type.
     func attend(queries: UnsafePointer<Float>, layer: Int, caches: [KVCache], into output: UnsafeMutablePointer<Float>,
                 config: ModelConfig, threads: Int) {
-        let keyBases: [UnsafePointer<Float>?] = sequences.map { UnsafePointer(caches[$0].keys(layer: layer)) }
-        let valueBases: [UnsafePointer<Float>?] = sequences.map { UnsafePointer(caches[$0].values(layer: layer)) }
+        let keyBases: [UnsafeRawPointer?] = sequences.map { UnsafeRawPointer(caches[$0].keys(layer: layer)) }
+        let valueBases: [UnsafeRawPointer?] = sequences.map { UnsafeRawPointer(caches[$0].values(layer: layer)) }
         let status = td_attention(queries, Int64(config.queryDim), Int64(sequences.count), Int32(config.headCount),
-                                  Int32(config.kvHeadCount), Int32(config.headDim), keyBases, valueBases,
+                                  Int32(config.kvHeadCount), Int32(config.headDim), kvType, keyBases, valueBases,
                                   Int64(config.kvDim), slotOffsets, slots, output, Int64(config.queryDim), Int32(threads))
         check(status, "td_attention")
     }

@@ -71,6 +71,7 @@ public enum ForwardError: Error, CustomStringConvertible, Equatable {
     case contextFull(sequence: Int, used: Int, adding: Int, capacity: Int)
     case badMask(String)
     case badLogitRows([Int])
+    case mixedCachePrecisions([String])
 
     public var description: String {
         switch self {
@@ -90,6 +91,8 @@ public enum ForwardError: Error, CustomStringConvertible, Equatable {
             return "invalid attention mask: \(problem)"
         case let .badLogitRows(rows):
             return "logit rows \(rows) must be increasing batch row indices"
+        case let .mixedCachePrecisions(precisions):
+            return "the batch uses KV caches of different precisions (\(precisions.joined(separator: ", "))); run sequences with different cache precisions in separate forward passes"
         }
     }
 }

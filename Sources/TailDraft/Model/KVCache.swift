@@ -1,13 +1,13 @@
-/// Keys and values of one sequence for every layer, in float32 storage.
+import Kernels
+
+/// Keys and values of one sequence for every layer, stored as half or single precision.
 ///
-/// Layout: for layer l, slot s holds `kvDim` key floats at `keys(layer: l) + s * kvDim` and
-/// the same for values. Slots `0..<count` hold the committed tokens in position order; a
-/// forward pass appends its rows after them, and `truncate(to:)` or `keepSlots(_:from:)`
-/// roll back or compact speculative rows. Memory: 2 * layers * capacity * kvDim * 4 bytes,
-/// allocated once. Not thread-safe: one forward pass at a time may use a cache.
-///
-/// NOTE: `.float16` precision stores half-precision values in float32 slots; true float16
-/// storage would halve the memory but needs half-precision loads in each ISA's attention.
+/// Layout: for layer l, slot s holds `kvDim` key elements at `keys(layer: l)` plus
+/// `s * bytesPerSlot` bytes, and the same for values. Slots `0..<count` hold the committed
+/// tokens in position order; a forward pass appends its rows after them, and `truncate(to:)`
+/// or `keepSlots(_:from:)` roll back or compact speculative rows. Memory:
+/// 2 * layers * capacity * kvDim * `precision.bytesPerElement` bytes, allocated once. Not
+/// thread-safe: one forward pass at a time may use a cache.
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     public let kvDim: Int
@@ -18,16 +18,33 @@ public final class KVCache: @unchecked Sendable {
     /// Precision of the stored keys and values.
     public let precision: Precision
 
-    /// Rounding applied to keys and values when they are stored.
+    /// Element type of the stored keys and values.
     public enum Precision: Sendable {
-        /// Rounded to half precision, the values of llama.cpp's default F16 cache; greedy
-        /// output then follows llama.cpp's most closely.
+        /// IEEE half floats (2 bytes), rounded to nearest even: llama.cpp's default F16 cache,
+        /// so greedy output follows llama.cpp's most closely. Finite values beyond the half
+        /// range saturate to +-65504 instead of becoming infinite.
         case float16
-        /// Stored as computed.
+        /// Single-precision floats (4 bytes), stored as computed.
         case float32
+
+        /// Bytes of one stored key or value element.
+        public var bytesPerElement: Int {
+            switch self {
+            case .float16: return 2
+            case .float32: return 4
+            }
+        }
+
+        /// The td_type code that td_attention takes for this element type.
+        var kernelType: Int32 {
+            switch self {
+            case .float16: return Int32(TD_TYPE_F16.rawValue)
+            case .float32: return Int32(TD_TYPE_F32.rawValue)
+            }
+        }
     }
 
-    private let storage: UnsafeMutablePointer<Float>
+    private let storage: UnsafeMutableRawPointer
 
     public init(config: ModelConfig, capacity: Int, precision: Precision = .float16) {
         precondition(capacity > 0, "KV cache capacity must be positive, got \(capacity)")
@@ -35,22 +52,46 @@ public final class KVCache: @unchecked Sendable {
         layerCount = config.layerCount
         kvDim = config.kvDim
         self.capacity = capacity
-        let floats = 2 * layerCount * capacity * kvDim
-        storage = .allocate(capacity: floats)
-        storage.initialize(repeating: 0, count: floats)
+        let bytes = Self.byteCount(config: config, capacity: capacity, precision: precision)
+        storage = .allocate(byteCount: bytes, alignment: 64)
+        storage.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
     }
 
     deinit { storage.deallocate() }
 
-    /// Bytes of memory held.
-    public var byteCount: Int { 2 * layerCount * capacity * kvDim * MemoryLayout<Float>.size }
-
-    func keys(layer: Int) -> UnsafeMutablePointer<Float> {
-        storage + (2 * layer) * capacity * kvDim
+    /// Bytes a cache of `capacity` tokens holds for `config`: two tensors (keys and values)
+    /// per layer of capacity * kvDim elements each.
+    public static func byteCount(config: ModelConfig, capacity: Int, precision: Precision) -> Int {
+        2 * config.layerCount * capacity * config.kvDim * precision.bytesPerElement
     }
 
-    func values(layer: Int) -> UnsafeMutablePointer<Float> {
-        storage + (2 * layer + 1) * capacity * kvDim
+    /// Bytes of memory held.
+    public var byteCount: Int { 2 * layerCount * capacity * bytesPerSlot }
+
+    /// Bytes of one slot of one layer's keys (or values): kvDim elements.
+    var bytesPerSlot: Int { kvDim * precision.bytesPerElement }
+
+    /// Start of layer `layer`'s keys: `capacity` slots of `bytesPerSlot` bytes.
+    func keys(layer: Int) -> UnsafeMutableRawPointer {
+        storage + (2 * layer) * capacity * bytesPerSlot
+    }
+
+    /// Start of layer `layer`'s values, laid out as `keys(layer:)`.
+    func values(layer: Int) -> UnsafeMutableRawPointer {
+        storage + (2 * layer + 1) * capacity * bytesPerSlot
+    }
+
+    /// Stores `kvDim` floats from `source` into slot `slot` of `destination` (a `keys(layer:)`
+    /// or `values(layer:)` pointer), converted to the cache's precision.
+    func store(_ source: UnsafePointer<Float>, into destination: UnsafeMutableRawPointer, slot: Int) {
+        let target = destination + slot * bytesPerSlot
+        switch precision {
+        case .float16:
+            let halves = target.assumingMemoryBound(to: td_fp16.self)
+            check(td_convert_to_half(source, halves, Int64(kvDim)), "td_convert_to_half")
+        case .float32:
+            target.assumingMemoryBound(to: Float.self).update(from: source, count: kvDim)
+        }
     }
 
     /// Marks `added` more slots as committed (called by the forward pass after it wrote them).
@@ -67,6 +108,7 @@ public final class KVCache: @unchecked Sendable {
 
     /// Keeps slots `0..<start` and then the listed slots (increasing, all >= start), moved down
     /// to `start, start + 1, ...`; drops the rest. Used to commit an accepted path of a tree.
+    /// Slots are copied as stored bytes, so kept keys and values are unchanged bit for bit.
     /// Cost: O(layers * kept * kvDim) copies.
     public func keepSlots(_ kept: [Int], from start: Int) {
         precondition(start >= 0 && start <= count, "keepSlots start \(start) outside 0...\(count)")
@@ -75,11 +117,12 @@ public final class KVCache: @unchecked Sendable {
             precondition(slot > previous && slot < count, "keepSlots needs increasing slots in \(start)..<\(count), got \(kept)")
             previous = slot
         }
+        let slotBytes = bytesPerSlot
         for layer in 0..<layerCount {
             for (index, slot) in kept.enumerated() where slot != start + index {
-                let target = (start + index) * kvDim, source = slot * kvDim
-                (keys(layer: layer) + target).update(from: keys(layer: layer) + source, count: kvDim)
-                (values(layer: layer) + target).update(from: values(layer: layer) + source, count: kvDim)
+                let target = (start + index) * slotBytes, source = slot * slotBytes
+                (keys(layer: layer) + target).copyMemory(from: keys(layer: layer) + source, byteCount: slotBytes)
+                (values(layer: layer) + target).copyMemory(from: values(layer: layer) + source, byteCount: slotBytes)
             }
         }
         count = start + kept.count

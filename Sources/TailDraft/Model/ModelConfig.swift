@@ -1,4 +1,13 @@
-/// Hyperparameters of a Llama-architecture model, read from GGUF metadata.
+/// The pairing of head elements that RoPE rotates together.
+public enum RopeStyle: String, Sendable, Equatable {
+    /// Adjacent elements (2i, 2i + 1), as GGUF files of the llama architecture store Q and K.
+    case adjacentPairs
+    /// Element i with element i + headDim / 2 (GPT-NeoX style), as qwen2 files expect.
+    case halves
+}
+
+/// Hyperparameters of a Llama-family model (the llama and qwen2 architectures), read from GGUF
+/// metadata under the architecture's key prefix (`llama.block_count`, `qwen2.block_count`, ...).
 public struct ModelConfig: Sendable, Equatable {
     public var architecture: String
     public var layerCount: Int
@@ -14,14 +23,20 @@ public struct ModelConfig: Sendable, Equatable {
     public var trainedContextLength: Int
     public var rmsNormEpsilon: Float
     public var ropeBase: Float
+    public var ropeStyle: RopeStyle
+    /// Whether every layer must have Q, K and V bias vectors (`blk.N.attn_q.bias`, ...), as
+    /// qwen2 has. Llama files may carry them too, and the forward pass then adds them.
+    public var requiresQKVBiases: Bool
 
     /// Floats per token of one layer's keys (or values): kvHeadCount * headDim.
     public var kvDim: Int { kvHeadCount * headDim }
     /// Floats per token of all query heads: headCount * headDim.
     public var queryDim: Int { headCount * headDim }
 
-    /// Architectures whose forward pass this engine implements.
-    public static let supportedArchitectures = ["llama"]
+    /// Architectures whose forward pass this engine implements. Both are the Llama decoder
+    /// (RMSNorm, grouped-query attention with RoPE, SwiGLU); qwen2 adds Q, K and V biases and
+    /// rotates halves of each head.
+    public static let supportedArchitectures = ["llama", "qwen2"]
 
     /// Reads and checks the configuration of `file`.
     ///
@@ -35,6 +50,8 @@ public struct ModelConfig: Sendable, Equatable {
                 expected: "one of \(Self.supportedArchitectures.joined(separator: ", ")); this engine cannot run '\(arch)' models yet")
         }
         architecture = arch
+        ropeStyle = arch == "qwen2" ? .halves : .adjacentPairs
+        requiresQKVBiases = arch == "qwen2"
         layerCount = try file.int("\(arch).block_count")
         hiddenSize = try file.int("\(arch).embedding_length")
         feedForwardSize = try file.int("\(arch).feed_forward_length")

@@ -1,7 +1,8 @@
 import Kernels
 
-/// The Llama forward pass: token embedding, decoder layers (RMSNorm, grouped-query attention
-/// with RoPE, SwiGLU MLP) and the output head, for any `ForwardBatch`.
+/// The Llama-family forward pass: token embedding, decoder layers (RMSNorm, grouped-query
+/// attention with RoPE and optional Q, K and V biases, SwiGLU MLP) and the output head, for any
+/// `ForwardBatch`.
 ///
 /// Batch invariance: each row's hidden state and logits are bitwise identical whether the row
 /// is computed alone, in a prefill batch, in a verification tree or at another thread count,
@@ -61,10 +62,11 @@ public final class Transformer: @unchecked Sendable {
             // Attention block.
             rmsNorm(x, layer.attentionNorm, into: normed, rows: m)
             matmul([(layer.query, q), (layer.key, k), (layer.value, v)], input: normed, rows: m, scratch: scratch)
-            check(td_rope_pairs(q, Int64(m), Int64(config.queryDim), Int32(config.headCount), Int32(config.headDim),
-                                plan.positions, config.ropeBase), "td_rope_pairs")
-            check(td_rope_pairs(k, Int64(m), Int64(config.kvDim), Int32(config.kvHeadCount), Int32(config.headDim),
-                                plan.positions, config.ropeBase), "td_rope_pairs")
+            addBias(layer.queryBias, to: q, rows: m)
+            addBias(layer.keyBias, to: k, rows: m)
+            addBias(layer.valueBias, to: v, rows: m)
+            rope(q, rows: m, heads: config.headCount, positions: plan.positions)
+            rope(k, rows: m, heads: config.kvHeadCount, positions: plan.positions)
             plan.store(keys: k, values: v, layer: index, caches: caches)
             plan.attend(queries: q, layer: index, caches: caches, into: attended, config: config, threads: threads)
             matmul([(layer.attentionOutput, delta)], input: attended, rows: m, scratch: scratch)
@@ -99,6 +101,23 @@ public final class Transformer: @unchecked Sendable {
     private func rmsNorm(_ input: UnsafePointer<Float>, _ weight: [Float], into output: UnsafeMutablePointer<Float>, rows: Int) {
         weight.withUnsafeBufferPointer { w in
             check(td_rmsnorm(input, w.baseAddress!, output, Int64(rows), Int64(config.hiddenSize), config.rmsNormEpsilon), "td_rmsnorm")
+        }
+    }
+
+    /// Adds `bias` to each of `rows` rows of `x` (rows of `bias.count` floats); nothing when nil.
+    private func addBias(_ bias: [Float]?, to x: UnsafeMutablePointer<Float>, rows: Int) {
+        guard let bias else { return }
+        check(td_add_bias(x, Int64(rows), Int64(bias.count), bias, Int64(bias.count)), "td_add_bias")
+    }
+
+    /// Rotates `rows` rows of `heads` heads in place for their positions, in the model's RoPE style.
+    private func rope(_ x: UnsafeMutablePointer<Float>, rows: Int, heads: Int, positions: [Int32]) {
+        let stride = Int64(heads * config.headDim)
+        switch config.ropeStyle {
+        case .adjacentPairs:
+            check(td_rope_pairs(x, Int64(rows), stride, Int32(heads), Int32(config.headDim), positions, config.ropeBase), "td_rope_pairs")
+        case .halves:
+            check(td_rope_halves(x, Int64(rows), stride, Int32(heads), Int32(config.headDim), positions, config.ropeBase), "td_rope_halves")
         }
     }
 

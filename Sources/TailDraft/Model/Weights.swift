@@ -47,6 +47,10 @@ public struct LayerWeights: Sendable {
     public internal(set) var query: WeightMatrix
     public internal(set) var key: WeightMatrix
     public internal(set) var value: WeightMatrix
+    /// Biases added to the Q, K and V projections, nil when the file has none.
+    public let queryBias: [Float]?
+    public let keyBias: [Float]?
+    public let valueBias: [Float]?
     public internal(set) var attentionOutput: WeightMatrix
     public let feedForwardNorm: [Float]
     public internal(set) var gate: WeightMatrix
@@ -54,10 +58,10 @@ public struct LayerWeights: Sendable {
     public internal(set) var down: WeightMatrix
 }
 
-/// All weights of a Llama model. Matrices point into the memory-mapped file; the decoder
-/// layers' Q4_1 matrices are also copied once into the interleaved layout the batch kernels
-/// read fastest (the file pages they came from leave the resident set). Norm vectors, a few
-/// KB each, are converted to Float arrays.
+/// All weights of a Llama or Qwen2 model. Matrices point into the memory-mapped file; the
+/// decoder layers' Q4_1 matrices are also copied once into the interleaved layout the batch
+/// kernels read fastest (the file pages they came from leave the resident set). Norm and bias
+/// vectors, a few KB each, are converted to Float arrays.
 public struct ModelWeights: @unchecked Sendable {
     public let tokenEmbedding: WeightMatrix
     public private(set) var layers: [LayerWeights]
@@ -75,6 +79,7 @@ public struct ModelWeights: @unchecked Sendable {
     /// - Parameter interleave: copy the layers' matrices into the interleaved layout (the
     ///   default). Off keeps every matrix in the file; results are bitwise the same.
     /// - Throws: `GGUFError` naming a missing tensor, a wrong shape or an unsupported type.
+    ///   Q, K and V biases are optional unless `config.requiresQKVBiases`.
     public init(file: GGUFFile, config: ModelConfig, interleave: Bool = true) throws {
         self.file = file
         let h = config.hiddenSize
@@ -88,6 +93,10 @@ public struct ModelWeights: @unchecked Sendable {
             tiedOutput = true
         }
         var layers: [LayerWeights] = []
+        func bias(_ name: String, count: Int) throws -> [Float]? {
+            guard config.requiresQKVBiases || file.tensor(named: name) != nil else { return nil }
+            return try Self.vector(file, name, count: count)
+        }
         for i in 0..<config.layerCount {
             let p = "blk.\(i)."
             layers.append(LayerWeights(
@@ -95,6 +104,9 @@ public struct ModelWeights: @unchecked Sendable {
                 query: try Self.matrix(file, p + "attn_q.weight", rows: config.queryDim, cols: h),
                 key: try Self.matrix(file, p + "attn_k.weight", rows: config.kvDim, cols: h),
                 value: try Self.matrix(file, p + "attn_v.weight", rows: config.kvDim, cols: h),
+                queryBias: try bias(p + "attn_q.bias", count: config.queryDim),
+                keyBias: try bias(p + "attn_k.bias", count: config.kvDim),
+                valueBias: try bias(p + "attn_v.bias", count: config.kvDim),
                 attentionOutput: try Self.matrix(file, p + "attn_output.weight", rows: h, cols: config.queryDim),
                 feedForwardNorm: try Self.vector(file, p + "ffn_norm.weight", count: h),
                 gate: try Self.matrix(file, p + "ffn_gate.weight", rows: config.feedForwardSize, cols: h),

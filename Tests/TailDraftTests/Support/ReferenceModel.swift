@@ -2,19 +2,18 @@ import Foundation
 import Kernels
 @testable import TailDraft
 
-/// A float64 Llama forward pass in plain Swift, for checking the engine.
+/// A float64 Llama-family forward pass in plain Swift, for checking the engine.
 ///
 /// Weights are the exact values the engine multiplies: each tensor's bytes go through
-/// td_dequantize_row, then widen to Double. Everything after that (RMSNorm, RoPE, causal
-/// grouped-query attention, SwiGLU, output head) is computed in Double, one token at a time,
-/// with no activation quantization.
+/// td_dequantize_row, then widen to Double. Everything after that (RMSNorm, Q, K and V biases,
+/// RoPE, causal grouped-query attention, SwiGLU, output head) is computed in Double, one token
+/// at a time, with no activation quantization.
 struct ReferenceModel {
     /// How RoPE pairs the elements of a head.
     enum RopePairing {
-        /// (x[2i], x[2i+1]): llama's layout, which the engine implements.
+        /// (x[2i], x[2i+1]): the llama architecture's layout.
         case adjacent
-        /// (x[i], x[i + headDim/2]): the GPT-NeoX layout, wrong for llama files; only used to
-        /// show that the tests detect a wrong pairing.
+        /// (x[i], x[i + headDim/2]): the GPT-NeoX layout, which the qwen2 architecture uses.
         case halves
     }
 
@@ -51,6 +50,8 @@ struct ReferenceModel {
     struct Layer {
         let attentionNorm: [Double]
         let query, key, value, attentionOutput: Matrix
+        /// Q, K and V biases; nil when the model has none or they are ignored.
+        let queryBias, keyBias, valueBias: [Double]?
         let feedForwardNorm: [Double]
         let gate, up, down: Matrix
     }
@@ -84,8 +85,10 @@ struct ReferenceModel {
     let output: Matrix
 
     /// Builds the reference from the tensors a `TinyModel` writes. `useTokenEmbeddingAsOutput`
-    /// forces the tied head even when the model has `output.weight`.
-    init(model: TinyModel, useTokenEmbeddingAsOutput: Bool = false, roundingMatmulInputs: Bool = false) {
+    /// forces the tied head even when the model has `output.weight`, and `ignoringBiases`
+    /// leaves out the Q, K and V biases the model may have.
+    init(model: TinyModel, useTokenEmbeddingAsOutput: Bool = false, roundingMatmulInputs: Bool = false,
+         ignoringBiases: Bool = false) {
         spec = model.spec
         var byName: [String: TensorEntry] = [:]
         for tensor in model.tensors { byName[tensor.name] = tensor }
@@ -107,12 +110,18 @@ struct ReferenceModel {
             return Matrix(rows: Int(shape[1]), cols: Int(shape[0]), values: values(name), roundsInputs: roundingMatmulInputs)
         }
 
+        func bias(_ name: String) -> [Double]? {
+            byName[name] != nil && !ignoringBiases ? values(name) : nil
+        }
+
         embedding = matrix("token_embd.weight")
         layers = (0..<spec.layerCount).map { i in
             let p = "blk.\(i)."
             return Layer(attentionNorm: values(p + "attn_norm.weight"),
                          query: matrix(p + "attn_q.weight"), key: matrix(p + "attn_k.weight"),
                          value: matrix(p + "attn_v.weight"), attentionOutput: matrix(p + "attn_output.weight"),
+                         queryBias: bias(p + "attn_q.bias"), keyBias: bias(p + "attn_k.bias"),
+                         valueBias: bias(p + "attn_v.bias"),
                          feedForwardNorm: values(p + "ffn_norm.weight"),
                          gate: matrix(p + "ffn_gate.weight"), up: matrix(p + "ffn_up.weight"),
                          down: matrix(p + "ffn_down.weight"))
@@ -148,8 +157,19 @@ struct ReferenceModel {
         return result
     }
 
-    /// Runs `tokens` at positions 0, 1, ... with causal attention.
-    func forward(_ tokens: [Int], pairing: RopePairing = .adjacent) -> Output {
+    /// Returns `x + bias`, or `x` when `bias` is nil.
+    func adding(_ bias: [Double]?, to x: [Double]) -> [Double] {
+        guard let bias else { return x }
+        return zip(x, bias).map { $0 + $1 }
+    }
+
+    /// The RoPE layout of the model's architecture: halves for qwen2, adjacent pairs otherwise.
+    var naturalPairing: RopePairing { spec.architecture == "qwen2" ? .halves : .adjacent }
+
+    /// Runs `tokens` at positions 0, 1, ... with causal attention, rotating with `pairing`
+    /// (default: the architecture's own).
+    func forward(_ tokens: [Int], pairing requestedPairing: RopePairing? = nil) -> Output {
+        let pairing = requestedPairing ?? naturalPairing
         let d = spec.headDim
         let group = spec.headCount / spec.kvHeadCount
         var states = tokens.map { embedding.row($0) }
@@ -159,9 +179,11 @@ struct ReferenceModel {
             var queries: [[Double]] = []
             for (position, x) in states.enumerated() {
                 let normed = rmsNorm(x, layer.attentionNorm)
-                queries.append(rope(layer.query.apply(normed), heads: spec.headCount, position: position, pairing: pairing))
-                keys.append(rope(layer.key.apply(normed), heads: spec.kvHeadCount, position: position, pairing: pairing))
-                values.append(layer.value.apply(normed))
+                let query = adding(layer.queryBias, to: layer.query.apply(normed))
+                let key = adding(layer.keyBias, to: layer.key.apply(normed))
+                queries.append(rope(query, heads: spec.headCount, position: position, pairing: pairing))
+                keys.append(rope(key, heads: spec.kvHeadCount, position: position, pairing: pairing))
+                values.append(adding(layer.valueBias, to: layer.value.apply(normed)))
             }
             for t in states.indices {
                 var attended = [Double](repeating: 0, count: spec.queryDim)

@@ -1,7 +1,7 @@
 import Foundation
 @testable import TailDraft
 
-/// A tiny random Llama model written as a real GGUF file.
+/// A tiny random Llama-family model written as a real GGUF file.
 ///
 /// Weights are drawn from a seeded SplitMix64 and stored in `weightType`, or the type
 /// `matrixTypes` gives the matrix (norm weights are always F32). Scales are chosen so attention scores spread over a few units, which makes
@@ -24,8 +24,42 @@ struct TinyModelSpec {
     var separateOutput = false
     var seed: UInt64 = 1
     var architecture = "llama"
+    /// Writes F32 Q, K and V biases (`blk.N.attn_q.bias`, `attn_k.bias`, `attn_v.bias`).
+    var qkvBiases = false
     /// Tensors to leave out, for files that must fail to load.
     var omittedTensors: Set<String> = []
+
+    /// `tokenizer.ggml.pre`.
+    var preTokenizer = "gpt2"
+    /// Control tokens placed after the 256 byte tokens, in order (ids 256, 257, ...).
+    var controlTokens: [String] = []
+    var bosTokenId: UInt32 = 1
+    var eosTokenId: UInt32 = 2
+    /// `tokenizer.ggml.add_bos_token`; nil leaves the key out.
+    var addBOS: Bool? = nil
+    /// `tokenizer.chat_template`; nil leaves the key out.
+    var chatTemplate: String? = nil
+
+    /// A tiny model shaped like a Qwen2 GGUF file. It has the qwen2 architecture with Q, K and
+    /// V biases, RoPE base 1e6 and the qwen2 pre-tokenizer. Its ChatML control tokens end with
+    /// `<|im_end|>` as EOS, it adds no BOS, and its template has a default system prompt.
+    static func qwen2(seed: UInt64, weightType: GGMLType = .f32) -> TinyModelSpec {
+        var spec = TinyModelSpec()
+        spec.architecture = "qwen2"
+        spec.qkvBiases = true
+        spec.ropeBase = 1_000_000
+        spec.rmsNormEpsilon = 1e-6
+        spec.seed = seed
+        spec.weightType = weightType
+        spec.vocabularySize = 260
+        spec.preTokenizer = "qwen2"
+        spec.controlTokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        spec.bosTokenId = 256
+        spec.eosTokenId = 258
+        spec.addBOS = false
+        spec.chatTemplate = qwen2StyleChatTemplate
+        return spec
+    }
 
     var headDim: Int { hiddenSize / headCount }
     var kvDim: Int { kvHeadCount * headDim }
@@ -37,6 +71,15 @@ struct TinyModelSpec {
         return matrixTypes[key] ?? weightType
     }
 }
+
+/// A ChatML template in the shape of Qwen2's: a default system message when the conversation
+/// has none, then each message between `<|im_start|>role` and `<|im_end|>`.
+let qwen2StyleChatTemplate = """
+{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}\
+{{ '<|im_start|>system\\nYou are a tiny test model.<|im_end|>\\n' }}{% endif %}\
+{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}\
+{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
+"""
 
 /// Returns the 256 byte tokens in GPT-2's byte-to-unicode form: printable Latin-1 bytes map to
 /// themselves, and the other 68 bytes map to U+0100 onwards in byte order.
@@ -80,6 +123,9 @@ struct TinyModel {
             let type = spec.type(ofMatrix: name)
             tensors.append(TensorEntry(name: name, shape: [cols, rows], type: type, data: Quantizer.encode(values, as: type)))
         }
+        func bias(_ name: String, count: Int, scale: Float) {
+            tensors.append(.f32(name, shape: [count], values: rng.floats(count, scale: scale)))
+        }
         func norm(_ name: String) {
             let values = (0..<h).map { _ in rng.uniform(0.7...1.3) }
             tensors.append(.f32(name, shape: [h], values: values))
@@ -95,6 +141,13 @@ struct TinyModel {
             matrix(p + "attn_q.weight", rows: spec.queryDim, cols: h, scale: 0.35)
             matrix(p + "attn_k.weight", rows: spec.kvDim, cols: h, scale: 0.35)
             matrix(p + "attn_v.weight", rows: spec.kvDim, cols: h, scale: 0.3)
+            if spec.qkvBiases {
+                // Biases of +-0.5 shift q and k by a third of their RMS: enough to move the
+                // logits well past the test tolerances when left out.
+                bias(p + "attn_q.bias", count: spec.queryDim, scale: 0.5)
+                bias(p + "attn_k.bias", count: spec.kvDim, scale: 0.5)
+                bias(p + "attn_v.bias", count: spec.kvDim, scale: 0.3)
+            }
             matrix(p + "attn_output.weight", rows: h, cols: spec.queryDim, scale: 0.15)
             norm(p + "ffn_norm.weight")
             matrix(p + "ffn_gate.weight", rows: f, cols: h, scale: 0.3)
@@ -108,13 +161,13 @@ struct TinyModel {
         self.tensors = tensors.filter { !spec.omittedTensors.contains($0.name) }
     }
 
-    /// The GGUF writer for this model: llama metadata, a minimal GPT-2 style tokenizer of
-    /// the 256 byte tokens and the tensors.
+    /// The GGUF writer for this model: architecture metadata, a minimal GPT-2 style tokenizer
+    /// of the 256 byte tokens and the spec's control tokens, and the tensors.
     var writer: GGUFWriter {
         var writer = GGUFWriter(version: 3)
         let arch = spec.architecture
         writer.add("general.architecture", .string(arch))
-        writer.add("general.name", .string("tiny-random-llama"))
+        writer.add("general.name", .string("tiny-random-\(arch)"))
         writer.add("general.alignment", .uint32(32))
         writer.add("\(arch).block_count", .uint32(UInt32(spec.layerCount)))
         writer.add("\(arch).context_length", .uint32(UInt32(spec.contextLength)))
@@ -127,14 +180,18 @@ struct TinyModel {
         writer.add("\(arch).rope.dimension_count", .uint32(UInt32(spec.headDim)))
         writer.add("\(arch).vocab_size", .uint32(UInt32(spec.vocabularySize)))
         writer.add("tokenizer.ggml.model", .string("gpt2"))
-        writer.add("tokenizer.ggml.pre", .string("gpt2"))
-        var tokens = gpt2ByteTokens()
+        writer.add("tokenizer.ggml.pre", .string(spec.preTokenizer))
+        var tokens = gpt2ByteTokens() + spec.controlTokens
         while tokens.count < spec.vocabularySize { tokens.append("<extra_\(tokens.count)>") }
         writer.add("tokenizer.ggml.tokens", .array(elementType: 8, tokens.prefix(spec.vocabularySize).map { .string($0) }))
-        writer.add("tokenizer.ggml.token_type", .array(elementType: 5, Array(repeating: .int32(1), count: spec.vocabularySize)))
+        // Type 1 is a normal token, 3 a control token.
+        let types = tokens.indices.map { GGUFValue.int32($0 >= 256 && $0 < 256 + spec.controlTokens.count ? 3 : 1) }
+        writer.add("tokenizer.ggml.token_type", .array(elementType: 5, Array(types.prefix(spec.vocabularySize))))
         writer.add("tokenizer.ggml.merges", .array(elementType: 8, []))
-        writer.add("tokenizer.ggml.bos_token_id", .uint32(1))
-        writer.add("tokenizer.ggml.eos_token_id", .uint32(2))
+        writer.add("tokenizer.ggml.bos_token_id", .uint32(spec.bosTokenId))
+        writer.add("tokenizer.ggml.eos_token_id", .uint32(spec.eosTokenId))
+        if let addBOS = spec.addBOS { writer.add("tokenizer.ggml.add_bos_token", .bool(addBOS)) }
+        if let template = spec.chatTemplate { writer.add("tokenizer.chat_template", .string(template)) }
         for tensor in tensors { writer.add(tensor) }
         return writer
     }
