@@ -247,14 +247,18 @@ TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_bl
                                       int64_t m, float *out, int64_t out_stride, int valid_rows) {
     const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)group;
     const __mmask16 valid = (__mmask16)((1u << valid_rows) - 1);
-    /* Activation rows go in tiles: each block's offset is computed once per call, and each
-     * tile's activations are shifted into unsigned bytes once, for all sixteen weight rows. */
+    /* Activation rows go in tiles whose bytes are shifted into unsigned form once for all
+     * sixteen weight rows. Rows longer than 16,384 elements (over 512 blocks) skip the stack
+     * scratch and shift each block as they go. */
     int64_t tile = TD_Q8_SCRATCH_BYTES / 2 / (nb * TD_QK);
     if (tile > m) tile = m;
     const int scratch = nb * (int64_t)sizeof(__m512i) <= TD_Q8_SCRATCH_BYTES / 2 && tile >= 1;
     __m512i offsets[scratch ? nb : 1];
     uint8_t shifted[scratch ? tile * nb * TD_QK : TD_QK] __attribute__((aligned(64)));
-    if (scratch) {
+    /* Several activation rows share each block's offset, computed in a pass of its own. One
+     * row (decode) computes it in the main loop, so the weights stream from memory once. */
+    const int precomputed = scratch && m > 1;
+    if (precomputed) {
         for (int64_t b = 0; b < nb; b++) offsets[b] = q8_0x16_offset(blk + b);
     }
     for (int64_t i0 = 0; i0 < m; i0 += scratch ? tile : 1) {
@@ -273,7 +277,7 @@ TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_bl
                 _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
                 __m512i sum;
                 if (scratch) {
-                    sum = q8_0x16_sum(blk + b, shifted + (t * nb + b) * TD_QK, offsets[b]);
+                    sum = q8_0x16_sum(blk + b, shifted + (t * nb + b) * TD_QK, precomputed ? offsets[b] : q8_0x16_offset(blk + b));
                 } else {
                     uint8_t one[TD_QK];
                     for (int j = 0; j < TD_QK; j++) one[j] = (uint8_t)xi[b].qs[j] ^ 0x80;
