@@ -37,7 +37,7 @@ public final class DrafterWeights: @unchecked Sendable {
                                                        targetVocabularySize: target.config.vocabularySize)
         let layout = DrafterLayout(config: config)
         let parameters = FloatBuffer(count: layout.count)
-        var state = seed
+        var rng = SplitMixGenerator(seed: seed)
         for tensor in DrafterTensor.allCases {
             let range = layout.range(tensor, config)
             if tensor.isNorm {
@@ -46,20 +46,11 @@ public final class DrafterWeights: @unchecked Sendable {
             }
             let bound = 1 / Float(tensor.shape(config).cols).squareRoot()
             for index in range {
-                parameters.pointer[index] = (2 * Self.unit(&state) - 1) * bound
+                parameters.pointer[index] = Float.random(in: -bound ..< bound, using: &rng)
             }
         }
         return DrafterWeights(config: config, vocabulary: vocabulary, head: target.headRows(vocabulary),
                               parameters: parameters, version: 0)
-    }
-
-    /// A uniform float in [0, 1) from a SplitMix64 step.
-    private static func unit(_ state: inout UInt64) -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Float((z ^ (z >> 31)) >> 40) / Float(1 << 24)
     }
 
     func pointer(_ tensor: DrafterTensor) -> UnsafePointer<Float> {
