@@ -233,6 +233,12 @@ typedef struct {
 /* Applies one AdamW step to n parameters with first and second moments m1, m2. */
 int td_drafter_adamw(float *param, const float *grad, float *m1, float *m2, int64_t n, const td_adamw_step *step);
 
+/* A 64-bit hash of n bytes (not cryptographic), for checkpoint checksums. */
+uint64_t td_drafter_hash(const void *data, size_t n);
+/* td_drafter_hash of the whole file at path, read in 1 MiB chunks, and its size in bytes.
+ * TD_EINVAL when the file cannot be opened or read. */
+int td_drafter_hash_file(const char *path, uint64_t *hash, uint64_t *size);
+
 /* Thread controls (td_thread.c), for background work that must not slow inference. */
 /* Moves the calling thread to SCHED_IDLE; when that fails, sets its nice value to 19.
  * Returns 0 for SCHED_IDLE, 1 for nice 19, TD_EINVAL when both failed. */

@@ -61,11 +61,23 @@ public struct DrafterConfig: Sendable, Equatable {
 /// An invalid drafter setting or checkpoint, with the value at fault and the rule.
 public enum DrafterError: Error, CustomStringConvertible, Equatable {
     case invalidConfig(name: String, value: Int, expected: String)
+    case checkpointUnreadable(path: String, reason: String)
+    case checkpointCorrupt(path: String, problem: String)
+    case checkpointForAnotherTarget(path: String, targetPath: String)
+    case checkpointWriteFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
         case let .invalidConfig(name, value, expected):
             return "invalid drafter \(name) \(value): expected \(expected)"
+        case let .checkpointUnreadable(path, reason):
+            return "cannot read drafter checkpoint \(path): \(reason)"
+        case let .checkpointCorrupt(path, problem):
+            return "invalid drafter checkpoint \(path): \(problem); delete it to train a new drafter"
+        case let .checkpointForAnotherTarget(path, targetPath):
+            return "drafter checkpoint \(path) was trained for another model file than \(targetPath); pass the model it was made for, or another --drafter path to train a new drafter"
+        case let .checkpointWriteFailed(path, reason):
+            return "cannot write drafter checkpoint \(path): \(reason)"
         }
     }
 }

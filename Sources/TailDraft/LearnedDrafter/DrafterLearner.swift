@@ -60,14 +60,16 @@ final class DrafterLearner {
     /// `snapshot()` copies it.
     private(set) var working: DrafterWeights
     let gradients: FloatBuffer
-    private let firstMoment: FloatBuffer
-    private let secondMoment: FloatBuffer
+    let firstMoment: FloatBuffer
+    let secondMoment: FloatBuffer
     /// Optimizer steps taken.
     private(set) var step: Int
     private var keys = FloatBuffer(count: 0)
     private var values = FloatBuffer(count: 0)
 
-    init(initial: DrafterWeights, target: DrafterTarget, options: DrafterOptimizerOptions = .init(), threads: Int = 1) {
+    /// Starts from `initial`, and from saved optimizer `moments` when given (a checkpoint's).
+    init(initial: DrafterWeights, target: DrafterTarget, options: DrafterOptimizerOptions = .init(),
+         moments: (first: FloatBuffer, second: FloatBuffer)? = nil, threads: Int = 1) {
         self.target = target
         config = initial.config
         self.options = options
@@ -75,8 +77,13 @@ final class DrafterLearner {
         working = DrafterWeights(config: initial.config, vocabulary: initial.vocabulary, head: initial.head,
                                  parameters: FloatBuffer(copying: initial.parameters), version: initial.version)
         gradients = FloatBuffer(count: working.layout.count)
-        firstMoment = FloatBuffer(count: working.layout.count)
-        secondMoment = FloatBuffer(count: working.layout.count)
+        if let moments, moments.first.count == working.layout.count, moments.second.count == working.layout.count {
+            firstMoment = FloatBuffer(copying: moments.first)
+            secondMoment = FloatBuffer(copying: moments.second)
+        } else {
+            firstMoment = FloatBuffer(count: working.layout.count)
+            secondMoment = FloatBuffer(count: working.layout.count)
+        }
         step = initial.version
     }
 

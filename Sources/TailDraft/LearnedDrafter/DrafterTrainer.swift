@@ -29,6 +29,10 @@ public struct DrafterTrainerOptions: Sendable {
     public var seed: UInt64 = 1
     /// Sleep between polls when there is nothing to train on, in microseconds.
     public var idleSleepMicroseconds = 2_000
+    /// Where the trainer thread saves checkpoints every `checkpointEverySteps` steps; nil
+    /// saves none (the owner may still call `saveCheckpoint` after `stop`).
+    public var checkpointPath: String? = nil
+    public var checkpointEverySteps = 1_000
 
     public init() {}
 }
@@ -49,6 +53,9 @@ public struct DrafterTrainerStatistics: Sendable, Equatable {
     public var snapshotsPosted = 0
     public var priority: BackgroundThread.Priority? = nil
     public var trainingSeconds = 0.0
+    public var checkpointsSaved = 0
+    /// The last error of a periodic checkpoint save, which the trainer thread cannot throw.
+    public var lastCheckpointError: String? = nil
 
     /// Fresh rows whose top draft token matched the target's: a test-then-train estimate of
     /// first-draft accuracy.
@@ -73,6 +80,7 @@ public final class DrafterTrainer: @unchecked Sendable {
     }
 
     public let options: DrafterTrainerOptions
+    public let target: DrafterTarget
     /// Where new weights wait for the drafter.
     public let mailbox = DrafterWeightsMailbox()
     let ring: SPSCRing<FeatureHeader>
@@ -86,13 +94,39 @@ public final class DrafterTrainer: @unchecked Sendable {
     private let counters = Mutex(DrafterTrainerStatistics())
     private var thread: BackgroundThread?
 
-    public init(initial: DrafterWeights, target: DrafterTarget, options: DrafterTrainerOptions = .init()) {
+    public convenience init(initial: DrafterWeights, target: DrafterTarget, options: DrafterTrainerOptions = .init()) {
+        self.init(checkpoint: DrafterCheckpoint(weights: initial), target: target, options: options)
+    }
+
+    /// Continues training from `checkpoint`: its weights, optimizer moments and token counts.
+    public init(checkpoint: DrafterCheckpoint, target: DrafterTarget, options: DrafterTrainerOptions = .init()) {
+        let initial = checkpoint.weights
         self.options = options
-        learner = DrafterLearner(initial: initial, target: target, options: options.optimizer)
+        self.target = target
+        learner = DrafterLearner(initial: initial, target: target, options: options.optimizer, moments: checkpoint.moments)
         ring = SPSCRing(capacity: options.ringCapacity, payloadCount: initial.config.hiddenSize)
         replay = DrafterReplay(hiddenSize: initial.config.hiddenSize, capacityPositions: options.replayPositions)
-        tokenCounts = [Int](repeating: 0, count: target.config.vocabularySize)
+        if let counts = checkpoint.tokenCounts, counts.count == target.config.vocabularySize {
+            tokenCounts = counts
+        } else {
+            tokenCounts = [Int](repeating: 0, count: target.config.vocabularySize)
+        }
         rng = SplitMixGenerator(seed: options.seed)
+    }
+
+    /// The trainer's current state as a checkpoint. Call it from the trainer thread, or from
+    /// the owner while the thread is stopped.
+    public func checkpoint() -> DrafterCheckpoint {
+        DrafterCheckpoint(weights: learner.snapshot(),
+                          moments: (FloatBuffer(copying: learner.firstMoment), FloatBuffer(copying: learner.secondMoment)),
+                          tokenCounts: tokenCounts)
+    }
+
+    /// Writes `checkpoint()` to `path` atomically, under the same threading rule.
+    /// - Throws: `DrafterError.checkpointWriteFailed`.
+    public func saveCheckpoint(to path: String) throws {
+        try checkpoint().write(to: path, target: target)
+        counters.withLock { $0.checkpointsSaved += 1 }
     }
 
     deinit { stop() }
@@ -172,6 +206,13 @@ public final class DrafterTrainer: @unchecked Sendable {
         }
         stepsSincePost += 1
         if stepsSincePost >= max(1, options.publishEverySteps) { postSnapshotIfNew() }
+        if let path = options.checkpointPath, options.checkpointEverySteps > 0, learner.step % options.checkpointEverySteps == 0 {
+            do {
+                try saveCheckpoint(to: path)
+            } catch {
+                counters.withLock { $0.lastCheckpointError = "\(error)" }
+            }
+        }
         return true
     }
 
