@@ -41,7 +41,7 @@ final class LearnedDrafterSession {
         return cores.map { $0! }
     }
 
-    /// One line for standard error.
+    /// Formats the statistics as one line for standard error.
     static func summary(_ s: DrafterTrainerStatistics, drafter: LearnedDrafter) -> String {
         let loss = s.lastLoss.map { fixed($0.total, 4) } ?? "none"
         return "drafter training: \(s.steps) steps on \(s.rowsTrained) rows (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
@@ -50,7 +50,7 @@ final class LearnedDrafterSession {
             "weights version \(drafter.weights.version) (\(drafter.weightSwaps) swaps), priority \(s.priority.map { "\($0)" } ?? "normal")"
     }
 
-    /// The statistics as a JSON object.
+    /// Returns the statistics as a JSON object.
     static func json(_ s: DrafterTrainerStatistics, drafter: LearnedDrafter) -> JSON {
         .object([
             ("steps", .int(s.steps)),

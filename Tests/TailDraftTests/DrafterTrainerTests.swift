@@ -91,6 +91,22 @@ import Testing
         }
     }
 
+    @Test func trainerThreadRunsPinnedAtIdlePriority() throws {
+        try KernelGate.run {
+            try withTinyEngine(LearnedDrafterTests.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                var options = DrafterTrainerOptions()
+                options.cores = [0]
+                let trainer = DrafterTrainer(initial: try .random(config: LearnedDrafterTests.config, target: target), target: target,
+                                             options: options)
+                trainer.start()
+                trainer.stop()
+                #expect(trainer.statistics.priority == .idle)
+                #expect(trainer.statistics.steps == 0, "nothing was recorded, so nothing was trained")
+            }
+        }
+    }
+
     @Test func backgroundThreadLowersItsPriority() {
         let result = Mutex<BackgroundThread.Priority?>(nil)
         let thread = BackgroundThread {

@@ -63,7 +63,8 @@ func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter
                 let result = try speculativeGreedy(engine, prompt, drafter: followed, maxTokens: 40, budget: 6)
                 let context = prompt + result.tokenIds
 
-                let fresh = LearnedDrafter(weights: weights, target: target)
+                // Another thread count and one catch-up batch must not change any result.
+                let fresh = LearnedDrafter(weights: weights, target: target, threads: 2)
                 let committed = Array(context.dropLast())
                 let pass = try engine.model.forward(.causal(tokens: committed, startPosition: 0, logitRows: []),
                                                     caches: [KVCache(config: engine.model.config, capacity: 128)])
@@ -149,6 +150,25 @@ func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter
             let result = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 48, speculation: speculation))
             #expect(result.tokenIds == reference.tokenIds)
             #expect(result.finishReason == reference.finishReason)
+        }
+    }
+
+    @Test func sampledSpeculationIsReproducible() throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let weights = try DrafterWeights.random(config: Self.config, target: target, seed: 14)
+                let prompt = Self.prompts(count: 1, length: 6, seed: 2)[0]
+                var runs: [[Int32]] = []
+                for _ in 0..<2 {
+                    let speculation = SpeculationOptions(drafter: LearnedDrafter(weights: weights, target: target), budget: 4, adaptive: false)
+                    let options = GenerationOptions(maxTokens: 40, sampling: SamplingParameters(temperature: 0.9, seed: 77),
+                                                    stopTokens: [], speculation: speculation)
+                    runs.append(try engine.generator.generate(promptTokens: prompt, options: options).tokenIds)
+                }
+                #expect(runs[0] == runs[1])
+                #expect(runs[0].count == 40)
+            }
         }
     }
 }

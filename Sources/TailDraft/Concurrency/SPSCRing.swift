@@ -11,7 +11,7 @@ import Synchronization
 /// and the consumer frees it with a releasing store of `head` after reading it; each side
 /// reads the other's index with an acquiring load.
 public final class SPSCRing<Header: BitwiseCopyable>: @unchecked Sendable {
-    /// Records the ring holds at most.
+    /// Maximum number of records in the ring.
     public let capacity: Int
     /// Floats of payload per record.
     public let payloadCount: Int

@@ -6,7 +6,7 @@ public struct DraftVocabulary: Sendable, Equatable {
     /// Draft index of each target token id, or -1 for tokens outside the vocabulary.
     let draftIndex: [Int32]
 
-    /// A vocabulary of the listed target ids (distinct, each below `targetVocabularySize`).
+    /// Creates a vocabulary of the listed target ids (distinct, each below `targetVocabularySize`).
     public init(tokens: [Int32], targetVocabularySize: Int) {
         var index = [Int32](repeating: -1, count: targetVocabularySize)
         for (draft, token) in tokens.enumerated() {
@@ -18,7 +18,7 @@ public struct DraftVocabulary: Sendable, Equatable {
         draftIndex = index
     }
 
-    /// The `size` most frequent tokens by `counts` (indexed by target id); ties and unseen
+    /// Returns the `size` most frequent tokens by `counts` (indexed by target id); ties and unseen
     /// tokens go by increasing id, so with no counts at all it is ids 0..<size. Cost:
     /// O(vocabulary x log vocabulary).
     public static func mostFrequent(counts: [Int], size: Int) -> DraftVocabulary {
@@ -29,7 +29,7 @@ public struct DraftVocabulary: Sendable, Equatable {
 
     public var count: Int { tokens.count }
 
-    /// The draft index of target token `token`, or nil when the drafter cannot propose it.
+    /// Returns the draft index of target token `token`, or nil when the drafter cannot propose it.
     public func index(of token: Int32) -> Int? {
         guard token >= 0 && Int(token) < draftIndex.count else { return nil }
         let index = draftIndex[Int(token)]
@@ -53,7 +53,7 @@ public struct DrafterTarget: Sendable {
         weights.tokenEmbedding.dequantizeRow(Int(token), into: destination)
     }
 
-    /// The output matrix's rows of the vocabulary's tokens, dequantized: V x H floats.
+    /// Dequantizes the output matrix's rows of the vocabulary's tokens: V x H floats.
     func headRows(_ vocabulary: DraftVocabulary) -> FloatBuffer {
         let h = config.hiddenSize
         let rows = FloatBuffer(count: vocabulary.count * h)

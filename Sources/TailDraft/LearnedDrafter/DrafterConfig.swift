@@ -28,7 +28,7 @@ public struct DrafterConfig: Sendable, Equatable {
         self.ropeBase = ropeBase
     }
 
-    /// The shape of one of the target's decoder layers, with `draftVocabularySize` tokens
+    /// Creates the shape of one of the target's decoder layers, with `draftVocabularySize` tokens
     /// (at most the target's vocabulary). For SmolLM2-135M (H = 576, 9 heads, 3 KV heads,
     /// MLP 1536) that is 4.2M trainable parameters.
     public init(target: ModelConfig, draftVocabularySize: Int = 2048) {

@@ -38,7 +38,7 @@ final class DrafterKVCache {
         count += added
     }
 
-    /// Drops every slot from `newCount` on (a no-op when it holds fewer).
+    /// Drops every slot from `newCount` on (a no-op when it contains fewer).
     func truncate(to newCount: Int) {
         count = min(count, max(0, newCount))
     }

@@ -67,7 +67,7 @@ final class FloatBuffer: @unchecked Sendable {
         pointer.initialize(repeating: value, count: max(1, count))
     }
 
-    /// A copy of `other`.
+    /// Creates a copy of `other`.
     init(copying other: FloatBuffer) {
         count = other.count
         pointer = .allocate(capacity: max(1, count))

@@ -89,7 +89,7 @@ final class DrafterLearner {
 
     var parameters: FloatBuffer { working.parameters }
 
-    /// An immutable copy of the current parameters, vocabulary and head.
+    /// Returns an immutable copy of the current parameters, vocabulary and head.
     func snapshot() -> DrafterWeights {
         DrafterWeights(config: config, vocabulary: working.vocabulary, head: working.head,
                        parameters: FloatBuffer(copying: working.parameters), version: step)

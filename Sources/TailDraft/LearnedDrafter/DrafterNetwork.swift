@@ -41,12 +41,12 @@ final class DrafterNetwork {
     }
 
     /// Buffer `buffer` with room for `rows` rows. The address stays valid until a later call
-    /// asks for more rows.
+    /// requests more rows.
     func floats(_ buffer: Buffer, rows: Int) -> UnsafeMutablePointer<Float> {
         workspace.floats(buffer.rawValue, count: max(1, rows) * width(buffer))
     }
 
-    /// Where attention reads and writes keys and values: `keys` and `values` hold `kvDim`
+    /// The keys and values attention reads and writes: `keys` and `values` contain `kvDim`
     /// floats per slot, the batch's rows are stored at slots `firstSlot`, `firstSlot + 1`, ...,
     /// and row i attends to `slots[slotOffsets[i] ..< slotOffsets[i + 1]]` (increasing).
     struct AttentionSpan {

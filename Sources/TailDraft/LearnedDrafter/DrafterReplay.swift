@@ -20,8 +20,8 @@ struct DrafterReplay {
         self.capacityPositions = max(2, capacityPositions)
     }
 
-    /// Appends one position; a position that does not follow the newest segment's last one
-    /// (a new sequence, or a gap after dropped records) starts a new segment.
+    /// Appends one position. A position that does not follow the newest segment's last one
+    /// starts a new segment, because it begins a new sequence or follows dropped records.
     mutating func append(token: Int32, position: Int, hidden: UnsafePointer<Float>) {
         if let last = segments.last, last.startPosition + last.tokens.count == position {
             segments[segments.count - 1].tokens.append(token)
@@ -38,7 +38,7 @@ struct DrafterReplay {
         }
     }
 
-    /// The oldest window of untrained positions: `length` positions of a segment (the first
+    /// Takes the oldest window of untrained positions: `length` positions of a segment (the first
     /// may be one trained before, since it only gives the input state), or the rest of a
     /// segment that no longer grows. Marks it trained.
     mutating func takeFresh(length: Int) -> DrafterSample? {
@@ -55,7 +55,7 @@ struct DrafterReplay {
         return nil
     }
 
-    /// A window of up to `length` positions at a random place among trained positions.
+    /// Returns a window of up to `length` positions at a random place among trained positions.
     func randomWindow(length: Int, using rng: inout some RandomNumberGenerator) -> DrafterSample? {
         let eligible = segments.indices.filter { segments[$0].freshFrom >= 2 }
         guard let index = eligible.randomElement(using: &rng) else { return nil }

@@ -10,11 +10,13 @@ public struct DrafterTrainerOptions: Sendable {
     public var optimizer = DrafterOptimizerOptions()
     /// Positions per training sample (one fewer training rows).
     public var windowLength = 64
-    /// Optimizer steps between weight snapshots posted to the drafter.
-    public var publishEverySteps = 4
+    /// Optimizer steps between weight snapshots posted to the drafter. Each adoption costs
+    /// the drafter a recomputation of its newest cached positions, so posts are spaced out.
+    public var publishEverySteps = 16
     /// Positions the ring between the decode loop and the trainer holds; more are dropped.
     public var ringCapacity = 4096
-    /// Positions kept for replay (H floats each).
+    /// Positions kept for replay, H floats each: 16,384 positions of SmolLM2 (H = 576) are
+    /// 38 MB.
     public var replayPositions = 16_384
     /// Largest number of times, on average, each received position is trained on, so a small
     /// replay buffer is not looped over until it is memorised.
@@ -29,8 +31,8 @@ public struct DrafterTrainerOptions: Sendable {
     public var seed: UInt64 = 1
     /// Sleep between polls when there is nothing to train on, in microseconds.
     public var idleSleepMicroseconds = 2_000
-    /// Where the trainer thread saves checkpoints every `checkpointEverySteps` steps; nil
-    /// saves none (the owner may still call `saveCheckpoint` after `stop`).
+    /// Path of the checkpoints the trainer thread saves every `checkpointEverySteps` steps.
+    /// With nil it saves none, and the owner may still call `saveCheckpoint` after `stop`.
     public var checkpointPath: String? = nil
     public var checkpointEverySteps = 1_000
 
@@ -81,7 +83,7 @@ public final class DrafterTrainer: @unchecked Sendable {
 
     public let options: DrafterTrainerOptions
     public let target: DrafterTarget
-    /// Where new weights wait for the drafter.
+    /// The slot in which new weights wait for the drafter.
     public let mailbox = DrafterWeightsMailbox()
     let ring: SPSCRing<FeatureHeader>
 
@@ -114,7 +116,7 @@ public final class DrafterTrainer: @unchecked Sendable {
         rng = SplitMixGenerator(seed: options.seed)
     }
 
-    /// The trainer's current state as a checkpoint. Call it from the trainer thread, or from
+    /// Returns the trainer's current state as a checkpoint. Call it from the trainer thread, or from
     /// the owner while the thread is stopped.
     public func checkpoint() -> DrafterCheckpoint {
         DrafterCheckpoint(weights: learner.snapshot(),

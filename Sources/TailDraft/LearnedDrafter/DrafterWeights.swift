@@ -1,8 +1,8 @@
 import Synchronization
 
 /// An immutable snapshot of the drafter: trainable parameters, draft vocabulary and its
-/// frozen head rows. The trainer publishes a new snapshot at step boundaries; the drafter
-/// keeps using the one it holds until it adopts the next, so a snapshot is never modified
+/// frozen head rows. The trainer publishes a new snapshot at step boundaries, and the drafter
+/// keeps using its current one until it adopts the next. So a snapshot is never modified
 /// while read and needs no lock.
 public final class DrafterWeights: @unchecked Sendable {
     public let config: DrafterConfig
@@ -26,7 +26,7 @@ public final class DrafterWeights: @unchecked Sendable {
         precondition(parameters.count == layout.count, "parameters have \(parameters.count) floats, the layout needs \(layout.count)")
     }
 
-    /// A randomly initialised drafter for `target`: matrices uniform in +-1/sqrt(fan-in)
+    /// Creates a randomly initialised drafter for `target`: matrices uniform in +-1/sqrt(fan-in)
     /// from a SplitMix64 stream of `seed`, norms 1, and the vocabulary `vocabulary` (by
     /// default the target's first V token ids).
     /// - Throws: `DrafterError` when `config` does not fit the target.

@@ -2,9 +2,9 @@
 /// level's most probable nodes, children taken from the drafter's top-k over the draft
 /// vocabulary, and the most probable paths kept up to the budget.
 ///
-/// The drafter reads the target's final hidden states through `observeHidden`, keeps its
+/// The drafter reads the target's final hidden states through `observeHidden`. It keeps its
 /// own KV cache of one slot per committed position (slot t from token t + 1 and the target's
-/// state at t), and truncates it back to the committed positions after every draft, so it
+/// state at t) and truncates it back to the committed positions after every draft, so it
 /// rolls back with the target. With a `trainer`, it adopts the trainer's newest weights at
 /// the start of a draft (a step boundary) and feeds it every committed position.
 ///
@@ -22,7 +22,9 @@ public final class LearnedDrafter: Drafter {
     /// Candidates expanded per tree level (one drafter row each).
     public var beamWidth: Int
     /// When new weights arrive, the last this many cached positions are recomputed with
-    /// them; older slots keep keys and values of earlier weights.
+    /// them. Recomputing reads all weights once per 32 positions, so the default is small.
+    /// NOTE: older slots keep keys and values of earlier weights, which the new weights
+    /// never saw in training; how much that costs in acceptance is not measured.
     public var refreshPositions: Int
     /// Weight snapshots adopted from the trainer.
     public private(set) var weightSwaps = 0
@@ -39,7 +41,7 @@ public final class LearnedDrafter: Drafter {
     /// Creates a drafter with fixed `weights`, or, with `trainer`, with the trainer's
     /// weights as they improve.
     public init(weights: DrafterWeights, target: DrafterTarget, trainer: DrafterTrainer? = nil, childrenPerNode: Int = 4,
-                beamWidth: Int = 4, refreshPositions: Int = 128, threads: Int = 1) {
+                beamWidth: Int = 4, refreshPositions: Int = 16, threads: Int = 1) {
         self.weights = weights
         self.target = target
         self.trainer = trainer

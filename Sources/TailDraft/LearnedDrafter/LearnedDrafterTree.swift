@@ -88,7 +88,7 @@ extension LearnedDrafter {
         return result
     }
 
-    /// The drafter's top `childrenPerNode` tokens after `node`, as candidates.
+    /// Returns the drafter's top `childrenPerNode` tokens after `node` as candidates.
     private func children(of node: Int, logits: ArraySlice<Float>, pathProbability: Double) -> [Candidate] {
         let k = min(childrenPerNode, logits.count)
         var indices = [Int32](repeating: 0, count: k)
@@ -103,7 +103,7 @@ extension LearnedDrafter {
         }
     }
 
-    /// The k-th largest value, or 0 when there are fewer than k.
+    /// Returns the k-th largest value, or 0 when there are fewer than k.
     static func kthLargest(_ values: [Double], _ k: Int) -> Double {
         guard values.count >= k, k >= 1 else { return 0 }
         return values.sorted(by: >)[k - 1]
