@@ -403,7 +403,9 @@ static uint64_t hash_finish(uint64_t h, const unsigned char *tail, size_t tail_b
 }
 
 uint64_t td_drafter_hash(const void *data, size_t n) {
-    const unsigned char *bytes = (const unsigned char *)data;
+    static const unsigned char empty[1] = {0};
+    const unsigned char *bytes = data != NULL ? (const unsigned char *)data : empty;
+    if (data == NULL) n = 0;
     const size_t whole = n - n % 8;
     return hash_finish(hash_words(0x243F6A8885A308D3ull, bytes, whole), bytes + whole, n % 8, (uint64_t)n);
 }

@@ -111,4 +111,20 @@ import Testing
         #expect(abs(parameters[1] - -1.9) < 1e-5)
         #expect(parameters[2] == 0.5)
     }
+
+    @Test(arguments: [0, 7, 8, 1 << 20, (1 << 20) + 13, 3 * (1 << 20) + 5])
+    func fileHashEqualsHashOfBytes(_ count: Int) throws {
+        var rng = SplitMix64(seed: UInt64(count))
+        let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        try withTemporaryDirectory { directory in
+            let url = directory.appendingPathComponent("bytes")
+            try Data(bytes).write(to: url)
+            var hash: UInt64 = 0, size: UInt64 = 0
+            #expect(td_drafter_hash_file(url.path, &hash, &size) == TD_OK)
+            #expect(size == UInt64(count))
+            #expect(hash == bytes.withUnsafeBytes { td_drafter_hash($0.baseAddress, $0.count) })
+        }
+        var missingHash: UInt64 = 0, missingSize: UInt64 = 0
+        #expect(td_drafter_hash_file("/nonexistent/taildraft", &missingHash, &missingSize) == TD_EINVAL)
+    }
 }

@@ -70,10 +70,6 @@ func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter
                                                     caches: [KVCache(config: engine.model.config, capacity: 128)])
                 fresh.observeHidden(tokens: committed[...], hidden: pass.hidden[...], startPosition: 0)
 
-                // The followed drafter last saw hidden states up to the accepted path of the
-                // final step, which may end past the returned output; align it to `context`.
-                followed.observeHidden(tokens: committed.suffix(1), hidden: pass.hidden.suffix(Self.config.hiddenSize),
-                                       startPosition: committed.count - 1)
                 let expected = fresh.propose(context: context, budget: 8, maxDepth: 4)
                 #expect(expected.draftedCount == 8)
                 #expect(followed.propose(context: context, budget: 8, maxDepth: 4) == expected)

@@ -54,6 +54,7 @@ public struct DrafterTrainerStatistics: Sendable, Equatable {
     public var lastLoss: DrafterLoss? = nil
     public var snapshotsPosted = 0
     public var priority: BackgroundThread.Priority? = nil
+    /// Wall-clock time inside training steps, including time the thread was preempted.
     public var trainingSeconds = 0.0
     public var checkpointsSaved = 0
     /// The last error of a periodic checkpoint save, which the trainer thread cannot throw.
