@@ -4,7 +4,7 @@ import Testing
 
 /// Drafter checkpoints: exact round trips, and clear errors for another target or damage.
 @Suite(.serialized) struct DrafterCheckpointTests {
-    /// A trainer that took a few steps on one generated sequence.
+    /// Returns a trainer that took a few steps on one generated sequence.
     func trainedTrainer(_ engine: Engine) throws -> DrafterTrainer {
         let target = DrafterTarget(model: engine.model)
         let initial = try DrafterWeights.random(config: LearnedDrafterTests.config, target: target, seed: 5)

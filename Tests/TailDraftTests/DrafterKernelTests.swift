@@ -4,7 +4,7 @@ import Testing
 @testable import TailDraft
 
 /// The drafter's F32 kernels: every ISA path equals the scalar reference bitwise, products
-/// are batch-invariant, and the small helpers do what their contracts say.
+/// are batch-invariant, and the small helpers follow their contracts.
 @Suite(.serialized) struct DrafterKernelTests {
     /// y = x * W^T on the active path.
     func linear(_ x: [Float], rows m: Int, _ w: [Float], out: Int, threads: Int = 1) -> [Float] {

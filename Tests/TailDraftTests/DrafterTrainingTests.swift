@@ -9,7 +9,7 @@ import Testing
     static let drafterConfig = DrafterConfig(hiddenSize: 32, headCount: 4, kvHeadCount: 2, feedForwardSize: 40,
                                              draftVocabularySize: 16)
 
-    /// A sample of `count` positions with random tokens and unit-RMS random hidden states.
+    /// Returns a sample of `count` positions with random tokens and hidden states of RMS about 1.
     static func randomSample(count: Int, seed: UInt64, hiddenSize: Int = 32, vocabulary: Int = 16) -> DrafterSample {
         var rng = SplitMix64(seed: seed)
         let tokens = (0..<count).map { _ in Int32.random(in: 0..<Int32(vocabulary), using: &rng) }

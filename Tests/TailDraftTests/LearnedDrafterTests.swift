@@ -51,7 +51,7 @@ func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter
         }
     }
 
-    /// A drafter that followed a whole generation step by step holds the same state as one
+    /// A drafter that followed a whole generation step by step has the same state as one
     /// that sees all hidden states at once, so both propose the same tree, twice in a row.
     @Test func incrementalStateEqualsFreshState() throws {
         try KernelGate.run {

@@ -151,7 +151,8 @@ public final class DrafterTrainer: @unchecked Sendable {
         }
     }
 
-    /// Starts the trainer thread (pinned to `options.cores`, at idle priority if set).
+    /// Starts the trainer thread (pinned to `options.cores`, at idle priority if set). The
+    /// thread keeps the trainer alive until `stop`, so every `start` needs a `stop`.
     public func start() {
         guard thread == nil else { return }
         stopRequested.store(false, ordering: .releasing)
