@@ -11,8 +11,8 @@ public struct DrafterTrainerOptions: Sendable {
     /// Positions per training sample (one fewer training rows).
     public var windowLength = 64
     /// Optimizer steps between weight snapshots posted to the drafter. Each adoption costs
-    /// the drafter a recomputation of its newest cached positions, so posts are spaced out.
-    public var publishEverySteps = 16
+    /// the drafter a recomputation of its newest cached positions (`refreshPositions`).
+    public var publishEverySteps = 4
     /// Positions the ring between the decode loop and the trainer holds; more are dropped.
     public var ringCapacity = 4096
     /// Positions kept for replay, H floats each: 16,384 positions of SmolLM2 (H = 576) are
