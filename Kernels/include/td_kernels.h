@@ -196,6 +196,84 @@ int64_t td_int8_peak_macs_per_iteration(void);
  * which burns an idle core). */
 void td_set_blocktime_ms(int ms);
 
+/*
+ * Learned drafter kernels (td_drafter*.c): F32 products and their gradients for a small
+ * model trained online. Every product computes each output element in one fixed order, the
+ * same on every ISA path, so forward results are batch-invariant and equal across paths.
+ */
+
+/* y[i * out + r] = w[r] . x[i] for m rows of `in` floats and `out` weight rows. Threads
+ * split the weight rows. */
+int td_drafter_linear(const float *x, int64_t m, int64_t in, const float *w, int64_t out, float *y, int nthreads);
+/* Gradients of td_drafter_linear for the output gradient dy (m x out): dx = dy * w (m x in;
+ * added to dx when accumulate_dx is nonzero, else stored) and dw += dy^T * x (out x in).
+ * Either output may be NULL to skip it. */
+int td_drafter_linear_backward(const float *dy, const float *x, int64_t m, int64_t in, const float *w, int64_t out,
+                               float *dx, int accumulate_dx, float *dw, int nthreads);
+/* td_rmsnorm that also stores each row's 1 / sqrt(mean(x^2) + eps) in rstd (may be NULL). */
+int td_drafter_rmsnorm(const float *x, const float *w, float *y, float *rstd, int64_t m, int64_t n, float eps);
+/* Gradient of td_drafter_rmsnorm: dx (stored, or added when accumulate_dx is nonzero) and
+ * dw += (may be NULL), from the forward input x and its rstd. */
+int td_drafter_rmsnorm_backward(const float *dy, const float *x, const float *w, const float *rstd, int64_t m,
+                                int64_t n, float *dx, int accumulate_dx, float *dw);
+/* Gradient of td_swiglu: dgate and dup from dout and the forward inputs (n elements). */
+int td_drafter_swiglu_backward(const float *dout, const float *gate, const float *up, float *dgate, float *dup,
+                               int64_t n);
+/* y[i] += x[i] for n elements. */
+int td_drafter_add(const float *x, float *y, int64_t n);
+/* Sum of x[i]^2 in element order, in double precision. */
+double td_drafter_sum_squares(const float *x, int64_t n);
+/*
+ * Gradient of td_attention for m query rows whose keys and values are rows of the same
+ * batch: row i attends to rows slots[slot_offsets[i] .. slot_offsets[i + 1]) of k and v
+ * (n_kv_heads * head_dim floats each). q, k are after RoPE. Stores dq (m x n_heads *
+ * head_dim), dk and dv (m x n_kv_heads * head_dim). Single-threaded.
+ */
+int td_drafter_attention_backward(const float *q, const float *k, const float *v, const float *dout, int64_t m,
+                                  int n_heads, int n_kv_heads, int head_dim, const int32_t *slot_offsets,
+                                  const int32_t *slots, float *dq, float *dk, float *dv);
+/*
+ * The drafter's training loss for m rows: feature_weight * mean SmoothL1(predicted -
+ * target_hidden) over m x h elements plus ce_weight * mean cross-entropy of softmax(logits)
+ * against softmax(target_logits) (m x v each). Stores the gradients d_predicted and d_logits
+ * (either may be NULL) and results[0] = mean SmoothL1, results[1] = mean cross-entropy,
+ * results[2] = rows whose argmax agrees with the target's.
+ */
+int td_drafter_loss(const float *predicted, const float *target_hidden, const float *logits,
+                    const float *target_logits, int64_t m, int64_t h, int64_t v, float feature_weight,
+                    float ce_weight, float *d_predicted, float *d_logits, double *results);
+/* The k largest of n logits, largest first (ties: lower index first), with their softmax
+ * probabilities over all n logits. */
+int td_drafter_top_k(const float *logits, int64_t n, int k, int32_t *indices, float *probabilities);
+
+/* One AdamW update's settings; bias_correction1/2 are 1 - beta1^t and 1 - beta2^t. */
+typedef struct {
+    float learning_rate;
+    float beta1;
+    float beta2;
+    float epsilon;
+    float weight_decay;     /* decoupled: param -= learning_rate * weight_decay * param */
+    float grad_scale;       /* multiplies every gradient first (gradient clipping) */
+    float bias_correction1;
+    float bias_correction2;
+} td_adamw_step;
+/* Applies one AdamW step to n parameters with first and second moments m1, m2. */
+int td_drafter_adamw(float *param, const float *grad, float *m1, float *m2, int64_t n, const td_adamw_step *step);
+
+/* A 64-bit hash of n bytes (not cryptographic), for checkpoint checksums. */
+uint64_t td_drafter_hash(const void *data, size_t n);
+/* td_drafter_hash of the whole file at path, read in 1 MiB chunks, and its size in bytes.
+ * TD_EINVAL when the file cannot be opened or read. */
+int td_drafter_hash_file(const char *path, uint64_t *hash, uint64_t *size);
+
+/* Thread controls (td_thread.c), for background work that must not slow inference. */
+/* Moves the calling thread to SCHED_IDLE; when that fails, sets its nice value to 19.
+ * Returns 0 for SCHED_IDLE, 1 for nice 19, TD_EINVAL when both failed. */
+int td_thread_lower_priority(void);
+/* Pins the calling thread to the listed CPU cores; TD_EINVAL for an invalid core or when
+ * the system rejects the mask. */
+int td_thread_pin(const int32_t *cores, int count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,7 @@ enum GenerateCommand {
         let args = try Arguments(
             command: "generate", arguments: arguments,
             valueOptions: ["model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p", "seed", "context", "threads",
-                           "speculate", "draft-budget", "draft-depth"],
+                           "speculate", "draft-budget", "draft-depth", "drafter", "train-cores"],
             flagOptions: ["chat", "json"])
         let modelPath = try args.required("model")
         let prompt = try args.required("prompt")
@@ -27,7 +27,11 @@ enum GenerateCommand {
 
         let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: context)
         let promptTokens = args.flag("chat") ? try engine.tokenizeChat(userMessage: prompt) : engine.tokenizePrompt(prompt)
-        var speculation = try speculationOptions(args)
+        let learned = args.string("speculate") == "learned" ? try LearnedDrafterSession(args, engine: engine) : nil
+        if learned == nil && (args.string("drafter") != nil || args.string("train-cores") != nil) {
+            throw UsageError(description: "--drafter and --train-cores need --speculate learned")
+        }
+        var speculation = try speculationOptions(args, learned: learned?.drafter)
         if let budget = speculation?.budget {
             // Measured once per model, kernel path and thread count, then read from the cache.
             speculation?.cost = try VerificationCost.cached(model: engine.model, modelPath: modelPath, maxRows: budget + 1)
@@ -43,6 +47,7 @@ enum GenerateCommand {
             guard !json else { return }
             Console.write(piece)
         }
+        let training = try learned?.finish()
         let t = result.timings
         if json {
             var fields: [(String, JSON)] = [
@@ -73,6 +78,9 @@ enum GenerateCommand {
                     ("verify_ms", .number(s.verifySeconds * 1000)),
                 ])))
             }
+            if let training, let drafter = learned?.drafter {
+                fields.append(("drafter_training", LearnedDrafterSession.json(training, drafter: drafter)))
+            }
             print(JSON.object(fields).serialized())
         } else {
             print()
@@ -86,13 +94,17 @@ enum GenerateCommand {
                               "(\(fixed(s.acceptanceRate * 100, 1)) %), \(fixed(s.acceptanceLength, 2)) tokens per step, " +
                               "drafting \(fixed(s.draftSeconds * 1000, 1)) ms, verifying \(fixed(s.verifySeconds * 1000, 1)) ms")
             }
+            if let training, let drafter = learned?.drafter {
+                Console.error(LearnedDrafterSession.summary(training, drafter: drafter))
+            }
             Console.error("decode: \(tokens(result.tokenIds.count)) in \(fixed(t.decodeSeconds * 1000, 1)) ms (\(fixed(t.decodeTokensPerSecond, 1)) tokens/s), finish reason: \(reason), kernels: \(KernelPath.active)")
         }
     }
 }
 
 /// Reads --speculate, --draft-budget and --draft-depth; nil when speculation is off.
-private func speculationOptions(_ args: Arguments) throws -> SpeculationOptions? {
+/// `learned` is the drafter for --speculate learned.
+private func speculationOptions(_ args: Arguments, learned: LearnedDrafter?) throws -> SpeculationOptions? {
     let budget = try args.int("draft-budget", default: 3, range: 1...64)
     let depth = try args.int("draft-depth", default: 8, range: 1...64)
     switch args.string("speculate") ?? "none" {
@@ -104,8 +116,11 @@ private func speculationOptions(_ args: Arguments) throws -> SpeculationOptions?
         return SpeculationOptions(drafter: SuffixDrafter(), budget: budget, maxDepth: depth)
     case "auto":
         return SpeculationOptions(drafter: AutoDrafter(), budget: budget, maxDepth: depth)
+    case "learned":
+        guard let learned else { return nil }
+        return SpeculationOptions(drafter: learned, budget: budget, maxDepth: depth)
     case let other:
-        throw UsageError(description: "invalid value '\(other)' for --speculate: expected none, lookup, suffix or auto")
+        throw UsageError(description: "invalid value '\(other)' for --speculate: expected none, lookup, suffix, auto or learned")
     }
 }
 

@@ -44,7 +44,9 @@ enum Help {
                            tokens that followed the latest earlier occurrence of the newest
                            tokens in the prompt and output; suffix, which drafts a tree of
                            the most frequent continuations of the longest repeated suffix; or
-                           auto, which uses whichever of the two recent steps accepted more.
+                           auto, which uses whichever of the two recent steps accepted more;
+                           or learned, a small neural drafter that reads the model's hidden
+                           states and trains itself on the generated text in the background.
                            Output is unchanged: the same tokens when greedy, the same
                            distribution when sampling. Speculation switches itself off
                            while drafts are rarely accepted, and back on when they match.
@@ -55,6 +57,12 @@ enum Help {
                            kernel path and thread count (well under a second) and kept in
                            $XDG_CACHE_HOME/taildraft or ~/.cache/taildraft.
       --draft-depth N      Most drafted tokens in a row after the newest one (default 8, 1...64).
+      --drafter PATH       With --speculate learned: load the drafter from PATH when the file
+                           exists (it must have been trained for the same model file), and
+                           save it there during training and at exit. Without it the drafter
+                           starts untrained and is discarded.
+      --train-cores LIST   With --speculate learned: CPU cores for the training thread, such
+                           as 1 or 0,1 (default: any core). Training runs at idle priority.
       --threads N          CPU threads for the kernels (default: the number of cores).
                            Output does not depend on it.
 
@@ -62,7 +70,8 @@ enum Help {
                            token_ids, text, finish_reason ("stop" or "length"), timings, and
                            with --speculate a speculation object (steps, drafted, accepted,
                            acceptance_length in tokens per step, acceptance_by_depth,
-                           draft_ms, verify_ms).
+                           draft_ms, verify_ms), and with --speculate learned a
+                           drafter_training object (steps, rows_trained, fresh_accuracy, ...).
       --help               Show this text.
 
     Sampling filters apply in llama.cpp's order: top-k, top-p, min-p, then temperature.

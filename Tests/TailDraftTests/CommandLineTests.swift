@@ -195,9 +195,34 @@ import Testing
         #expect((statistics["accepted"] as? Int ?? 0) > 0, "the list repeats, so lookup drafts should be accepted")
     }
 
+    @Test func learnedDrafterKeepsTextAndSavesCheckpoint() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory.appendingPathComponent("drafter.bin").path
+            let common = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is", "--temperature", "0",
+                          "--max-tokens", "24", "--json"]
+            let plain = try CommandLineTests.run(common)
+            let a = try #require(try JSONSerialization.jsonObject(with: Data(plain.standardOutput.utf8)) as? [String: Any])
+            for round in 0..<2 {
+                let learned = try CommandLineTests.run(common + ["--speculate", "learned", "--drafter", path, "--train-cores", "0"])
+                #expect(learned.status == 0, "round \(round), stderr: \(learned.standardError)")
+                let b = try #require(try JSONSerialization.jsonObject(with: Data(learned.standardOutput.utf8)) as? [String: Any])
+                #expect((a["token_ids"] as? [Int]) == (b["token_ids"] as? [Int]), "round \(round)")
+                let training = try #require(b["drafter_training"] as? [String: Any])
+                #expect((training["positions_received"] as? Int ?? 0) > 0, "round \(round)")
+                #expect(FileManager.default.fileExists(atPath: path), "round \(round): the checkpoint is saved at exit")
+            }
+        }
+    }
+
+    @Test func drafterWithoutLearnedIsRejected() throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--drafter", "x.bin"])
+        #expect(run.status == 2)
+        #expect(run.standardError.contains("need --speculate learned"))
+    }
+
     @Test func unknownModeIsRejected() throws {
         let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--speculate", "magic"])
         #expect(run.status == 2)
-        #expect(run.standardError.contains("'magic' for --speculate: expected none, lookup, suffix or auto"))
+        #expect(run.standardError.contains("'magic' for --speculate: expected none, lookup, suffix, auto or learned"))
     }
 }

@@ -42,4 +42,12 @@ public final class AutoDrafter: Drafter {
         expectedAccepted[current] += smoothing * (Double(accepted.count) - expectedAccepted[current])
         for drafter in drafters { drafter.observe(context: context, accepted: accepted, next: next) }
     }
+
+    public var observesHiddenStates: Bool { drafters.contains { $0.observesHiddenStates } }
+
+    public func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {
+        for drafter in drafters where drafter.observesHiddenStates {
+            drafter.observeHidden(tokens: tokens, hidden: hidden, startPosition: startPosition)
+        }
+    }
 }

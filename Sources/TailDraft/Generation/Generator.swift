@@ -43,7 +43,8 @@ public final class Generator: @unchecked Sendable {
         cache.truncate(to: 0)
 
         let prefillStart = Self.now()
-        let logits = try prefill(promptTokens, onProgress: onPrefillProgress)
+        let hiddenObserver = options.speculation.flatMap { $0.drafter.observesHiddenStates ? $0.drafter : nil }
+        let logits = try prefill(promptTokens, hiddenObserver: hiddenObserver, onProgress: onPrefillProgress)
         timings.prefillSeconds = Self.now() - prefillStart
 
         let decodeStart = Self.now()
@@ -61,8 +62,9 @@ public final class Generator: @unchecked Sendable {
                                 finishReason: output.finishReason, timings: timings, speculation: statistics)
     }
 
-    /// Runs the prompt in chunks and returns the logits of its last token.
-    private func prefill(_ promptTokens: [Int32], onProgress: ((Int, Int) -> Void)?) throws -> [Float] {
+    /// Runs the prompt in chunks and returns the logits of its last token. `hiddenObserver`
+    /// receives each chunk's hidden states.
+    private func prefill(_ promptTokens: [Int32], hiddenObserver: (any Drafter)?, onProgress: ((Int, Int) -> Void)?) throws -> [Float] {
         var logits: [Float] = []
         var start = 0
         while start < promptTokens.count {
@@ -70,7 +72,9 @@ public final class Generator: @unchecked Sendable {
             let last = end == promptTokens.count
             let batch = ForwardBatch.causal(tokens: Array(promptTokens[start..<end]), startPosition: start,
                                             logitRows: last ? [end - start - 1] : [])
-            logits = try model.forward(batch, caches: [cache]).logits
+            let result = try model.forward(batch, caches: [cache])
+            logits = result.logits
+            hiddenObserver?.observeHidden(tokens: promptTokens[start..<end], hidden: result.hidden[...], startPosition: start)
             start = end
             onProgress?(end, promptTokens.count)
         }

@@ -14,8 +14,21 @@ public protocol Drafter: AnyObject {
     /// Reports what verification accepted: the drafted tokens on the accepted path, and the
     /// token the target chose after them.
     func observe(context: [Int32], accepted: [Int32], next: Int32)
+
+    /// Whether the decoder passes the target's hidden states to `observeHidden`; gathering
+    /// them costs a copy of H floats per committed token. False by default.
+    var observesHiddenStates: Bool { get }
+
+    /// Receives the target's final hidden states (after its output norm, H floats per token,
+    /// row-major) of `tokens`, which the target has just written to its KV cache at positions
+    /// `startPosition`, `startPosition + 1`, ... Called after each prefill chunk and after each
+    /// verification with the root and the accepted path. A `startPosition` below the end of
+    /// earlier calls means the sequence restarted (0) or was rolled back there.
+    func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int)
 }
 
 extension Drafter {
     public func observe(context: [Int32], accepted: [Int32], next: Int32) {}
+    public var observesHiddenStates: Bool { false }
+    public func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {}
 }

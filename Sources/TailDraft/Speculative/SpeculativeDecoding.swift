@@ -41,6 +41,9 @@ extension Generator {
             let outcome = Verifier.verify(tree: tree, logits: { result.logits(row: $0) }, sampler: &sampler)
             cache.keepSlots(outcome.acceptedNodes.map { rootSlot + $0 }, from: rootSlot + 1)
             statistics.verifySeconds += Self.now() - verifyStart
+            if speculation.drafter.observesHiddenStates {
+                Self.reportHidden(of: [0] + outcome.acceptedNodes, tree: tree, result: result, rootSlot: rootSlot, to: speculation.drafter)
+            }
             timings.decodeSteps += 1
 
             // Emit the accepted tokens and the target's own token, stopping where output ends.
@@ -80,6 +83,15 @@ extension Generator {
             context += acceptedTokens + [outcome.next]
         }
         return statistics
+    }
+
+    /// Passes the hidden states of the committed tree rows (the root, then the accepted path)
+    /// to the drafter; they now sit in the KV cache from `rootSlot` on.
+    static func reportHidden(of rows: [Int], tree: DraftTree, result: ForwardOutput, rootSlot: Int, to drafter: any Drafter) {
+        var hidden: [Float] = []
+        hidden.reserveCapacity(rows.count * result.hiddenSize)
+        for row in rows { hidden.append(contentsOf: result.hidden(row: row)) }
+        drafter.observeHidden(tokens: rows.map { tree.tokens[$0] }[...], hidden: hidden[...], startPosition: rootSlot)
     }
 
     /// Returns the tokens along the first child of each node, from the root's first child down.

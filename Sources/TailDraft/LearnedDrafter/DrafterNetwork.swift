@@ -1,0 +1,137 @@
+import Kernels
+
+/// The drafter's forward pass over a batch of rows, with every intermediate kept for the
+/// backward pass.
+///
+/// A row at position t takes [embedding of token t + 1, target hidden state at t] (2H
+/// floats) and returns the predicted hidden state at t + 1 (after the drafter's final
+/// RMSNorm) and logits over the draft vocabulary. Each row's results are bitwise the same
+/// whatever the batch size and thread count, because every kernel computes each output in a
+/// fixed order. Not thread-safe: one forward (and backward) at a time per instance.
+final class DrafterNetwork {
+    let config: DrafterConfig
+    /// OpenMP threads for the products; results do not depend on it.
+    var threads: Int
+    private let workspace = Workspace()
+
+    /// Buffers of the last forward pass, each `rows` rows wide.
+    enum Buffer: Int, CaseIterable {
+        case input, x0, n1, rstd1, q, attended, x1, n2, rstd2, gate, up, activated, x2, rstd3, predicted, delta, logits
+        // Gradient buffers of `DrafterBackward`.
+        case dPredicted, dLogits, dx2, dActivated, dGate, dUp, dn2, dx1, dAttended, dq, dk, dv, dn1, dx0, targetLogits
+    }
+
+    init(config: DrafterConfig, threads: Int = 1) {
+        self.config = config
+        self.threads = threads
+    }
+
+    /// Floats per row of each buffer.
+    func width(_ buffer: Buffer) -> Int {
+        let c = config
+        switch buffer {
+        case .input: return 2 * c.hiddenSize
+        case .rstd1, .rstd2, .rstd3: return 1
+        case .q, .attended, .dAttended, .dq: return c.queryDim
+        case .dk, .dv: return c.kvDim
+        case .gate, .up, .activated, .dActivated, .dGate, .dUp: return c.feedForwardSize
+        case .logits, .dLogits, .targetLogits: return c.draftVocabularySize
+        default: return c.hiddenSize
+        }
+    }
+
+    /// Buffer `buffer` with room for `rows` rows. The address stays valid until a later call
+    /// requests more rows.
+    func floats(_ buffer: Buffer, rows: Int) -> UnsafeMutablePointer<Float> {
+        workspace.floats(buffer.rawValue, count: max(1, rows) * width(buffer))
+    }
+
+    /// The keys and values attention reads and writes: `keys` and `values` contain `kvDim`
+    /// floats per slot, the batch's rows are stored at slots `firstSlot`, `firstSlot + 1`, ...,
+    /// and row i attends to `slots[slotOffsets[i] ..< slotOffsets[i + 1]]` (increasing).
+    struct AttentionSpan {
+        var keys: UnsafeMutablePointer<Float>
+        var values: UnsafeMutablePointer<Float>
+        var firstSlot: Int
+        var slotOffsets: [Int32]
+        var slots: [Int32]
+    }
+
+    /// Runs `rows` rows whose inputs are already in `floats(.input, rows:)`, with RoPE
+    /// positions `positions`, and computes logits for rows `logitsFrom..<rows` into
+    /// `floats(.logits, ...)` starting at row 0 of that buffer.
+    /// Cost: O(rows x parameters + (rows - logitsFrom) x V x H) multiply-adds plus attention.
+    func forward(_ weights: DrafterWeights, rows m: Int, positions: [Int32], attention: AttentionSpan, logitsFrom: Int) {
+        precondition(positions.count == m && attention.slotOffsets.count == m + 1, "forward needs one position and slot range per row")
+        let c = config, h = c.hiddenSize
+        let input = floats(.input, rows: m), x0 = floats(.x0, rows: m), n1 = floats(.n1, rows: m)
+        let q = floats(.q, rows: m), attended = floats(.attended, rows: m), x1 = floats(.x1, rows: m)
+        let n2 = floats(.n2, rows: m), gate = floats(.gate, rows: m), up = floats(.up, rows: m)
+        let activated = floats(.activated, rows: m), x2 = floats(.x2, rows: m), predicted = floats(.predicted, rows: m)
+        let delta = floats(.delta, rows: m)
+        let keys = attention.keys + attention.firstSlot * c.kvDim, values = attention.values + attention.firstSlot * c.kvDim
+
+        // Input projection and attention block.
+        linear(input, rows: m, weights.pointer(.inputProjection), .inputProjection, into: x0)
+        check(td_drafter_rmsnorm(x0, weights.pointer(.attentionNorm), n1, floats(.rstd1, rows: m), Int64(m), Int64(h),
+                                 c.rmsNormEpsilon), "td_drafter_rmsnorm")
+        linear(n1, rows: m, weights.pointer(.query), .query, into: q)
+        linear(n1, rows: m, weights.pointer(.key), .key, into: keys)
+        linear(n1, rows: m, weights.pointer(.value), .value, into: values)
+        rope(q, rows: m, heads: c.headCount, positions: positions)
+        rope(keys, rows: m, heads: c.kvHeadCount, positions: positions)
+        attend(q, rows: m, attention, into: attended)
+        linear(attended, rows: m, weights.pointer(.attentionOutput), .attentionOutput, into: delta)
+        x1.update(from: x0, count: m * h)
+        check(td_drafter_add(delta, x1, Int64(m * h)), "td_drafter_add")
+
+        // MLP block and final norm.
+        check(td_drafter_rmsnorm(x1, weights.pointer(.feedForwardNorm), n2, floats(.rstd2, rows: m), Int64(m), Int64(h),
+                                 c.rmsNormEpsilon), "td_drafter_rmsnorm")
+        linear(n2, rows: m, weights.pointer(.gate), .gate, into: gate)
+        linear(n2, rows: m, weights.pointer(.up), .up, into: up)
+        check(td_swiglu(gate, up, activated, Int64(m * c.feedForwardSize)), "td_swiglu")
+        linear(activated, rows: m, weights.pointer(.down), .down, into: delta)
+        x2.update(from: x1, count: m * h)
+        check(td_drafter_add(delta, x2, Int64(m * h)), "td_drafter_add")
+        check(td_drafter_rmsnorm(x2, weights.pointer(.outputNorm), predicted, floats(.rstd3, rows: m), Int64(m), Int64(h),
+                                 c.rmsNormEpsilon), "td_drafter_rmsnorm")
+
+        // Head over the draft vocabulary.
+        if logitsFrom < m {
+            check(td_drafter_linear(predicted + logitsFrom * h, Int64(m - logitsFrom), Int64(h), weights.head.pointer,
+                                    Int64(c.draftVocabularySize), floats(.logits, rows: m - logitsFrom), Int32(threads)),
+                  "td_drafter_linear(head)")
+        }
+    }
+
+    /// out = x * W^T for the rows x cols matrix `tensor`.
+    func linear(_ x: UnsafePointer<Float>, rows m: Int, _ w: UnsafePointer<Float>, _ tensor: DrafterTensor,
+                into out: UnsafeMutablePointer<Float>) {
+        let shape = tensor.shape(config)
+        check(td_drafter_linear(x, Int64(m), Int64(shape.cols), w, Int64(shape.rows), out, Int32(threads)),
+              "td_drafter_linear(\(tensor))")
+    }
+
+    func rope(_ x: UnsafeMutablePointer<Float>, rows m: Int, heads: Int, positions: [Int32]) {
+        let c = config
+        let status = positions.withUnsafeBufferPointer {
+            td_rope_pairs(x, Int64(m), Int64(heads * c.headDim), Int32(heads), Int32(c.headDim), $0.baseAddress, c.ropeBase)
+        }
+        check(status, "td_rope_pairs")
+    }
+
+    private func attend(_ q: UnsafePointer<Float>, rows m: Int, _ span: AttentionSpan, into out: UnsafeMutablePointer<Float>) {
+        let c = config
+        let keyBases = [UnsafePointer<Float>?](repeating: UnsafePointer(span.keys), count: m)
+        let valueBases = [UnsafePointer<Float>?](repeating: UnsafePointer(span.values), count: m)
+        let status = span.slotOffsets.withUnsafeBufferPointer { offsets in
+            span.slots.withUnsafeBufferPointer { slots in
+                td_attention(q, Int64(c.queryDim), Int64(m), Int32(c.headCount), Int32(c.kvHeadCount), Int32(c.headDim),
+                             keyBases, valueBases, Int64(c.kvDim), offsets.baseAddress, slots.baseAddress,
+                             out, Int64(c.queryDim), Int32(threads))
+            }
+        }
+        check(status, "td_attention")
+    }
+}

@@ -1,0 +1,74 @@
+/// Committed positions the trainer has received, as contiguous segments, bounded in size:
+/// the oldest segments leave first, so memory never grows with run time.
+struct DrafterReplay {
+    struct Segment {
+        var startPosition: Int
+        var tokens: [Int32] = []
+        var hidden: [Float] = []
+        /// Positions before this index were trained on as fresh data.
+        var freshFrom = 0
+    }
+
+    let hiddenSize: Int
+    /// Largest number of positions kept over all segments.
+    let capacityPositions: Int
+    private(set) var segments: [Segment] = []
+    private(set) var positions = 0
+
+    init(hiddenSize: Int, capacityPositions: Int) {
+        self.hiddenSize = hiddenSize
+        self.capacityPositions = max(2, capacityPositions)
+    }
+
+    /// Appends one position. A position that does not follow the newest segment's last one
+    /// starts a new segment, because it begins a new sequence or follows dropped records.
+    mutating func append(token: Int32, position: Int, hidden: UnsafePointer<Float>) {
+        if let last = segments.last, last.startPosition + last.tokens.count == position {
+            segments[segments.count - 1].tokens.append(token)
+            segments[segments.count - 1].hidden.append(contentsOf: UnsafeBufferPointer(start: hidden, count: hiddenSize))
+        } else {
+            var segment = Segment(startPosition: position)
+            segment.tokens.append(token)
+            segment.hidden.append(contentsOf: UnsafeBufferPointer(start: hidden, count: hiddenSize))
+            segments.append(segment)
+        }
+        positions += 1
+        while positions > capacityPositions, segments.count > 1 {
+            positions -= segments.removeFirst().tokens.count
+        }
+    }
+
+    /// Takes the oldest window of untrained positions: `length` positions of a segment (the first
+    /// may be one trained before, since it only gives the input state), or the rest of a
+    /// segment that no longer grows. Marks it trained.
+    mutating func takeFresh(length: Int) -> DrafterSample? {
+        for index in segments.indices {
+            let segment = segments[index]
+            let from = max(0, segment.freshFrom - 1)
+            let available = segment.tokens.count - from
+            let closed = index < segments.count - 1
+            guard available >= 2, available >= length || closed, segment.freshFrom < segment.tokens.count else { continue }
+            let to = from + min(length, available)
+            segments[index].freshFrom = to
+            return sample(index, from ..< to)
+        }
+        return nil
+    }
+
+    /// Returns a window of up to `length` positions at a random place among trained positions.
+    func randomWindow(length: Int, using rng: inout some RandomNumberGenerator) -> DrafterSample? {
+        let eligible = segments.indices.filter { segments[$0].freshFrom >= 2 }
+        guard let index = eligible.randomElement(using: &rng) else { return nil }
+        let trained = segments[index].freshFrom
+        let size = min(length, trained)
+        let from = Int.random(in: 0 ... trained - size, using: &rng)
+        return sample(index, from ..< from + size)
+    }
+
+    private func sample(_ index: Int, _ range: Range<Int>) -> DrafterSample {
+        let segment = segments[index]
+        let h = hiddenSize
+        return DrafterSample(tokens: Array(segment.tokens[range]), hidden: Array(segment.hidden[range.lowerBound * h ..< range.upperBound * h]),
+                             startPosition: segment.startPosition + range.lowerBound)
+    }
+}

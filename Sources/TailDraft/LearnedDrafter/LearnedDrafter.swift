@@ -1,0 +1,149 @@
+/// Drafts trees with the learned drafter: one drafter forward per tree level for the
+/// level's most probable nodes, children taken from the drafter's top-k over the draft
+/// vocabulary, and the most probable paths kept up to the budget.
+///
+/// The drafter reads the target's final hidden states through `observeHidden`. It keeps its
+/// own KV cache of one slot per committed position (slot t from token t + 1 and the target's
+/// state at t) and truncates it back to the committed positions after every draft, so it
+/// rolls back with the target. With a `trainer`, it adopts the trainer's newest weights at
+/// the start of a draft (a step boundary) and feeds it every committed position.
+///
+/// Output never depends on the drafter: verification keeps exactly the target's tokens.
+/// Not thread-safe: the decode loop calls it from one thread.
+///
+/// NOTE: drafting reads the F32 weights (about 21 MB with the head for SmolLM2) once per tree
+/// level, a few milliseconds per step on one core. A BF16 or int8 copy for inference would
+/// cut that; it is not built yet.
+public final class LearnedDrafter: Drafter {
+    public let name = "learned"
+    public let target: DrafterTarget
+    /// The snapshot drafting uses now.
+    public private(set) var weights: DrafterWeights
+    /// Trains the drafter in the background, when set.
+    public let trainer: DrafterTrainer?
+    /// Children drafted per expanded node (the drafter's top-k).
+    public var childrenPerNode: Int
+    /// Candidates expanded per tree level (one drafter row each).
+    public var beamWidth: Int
+    /// When new weights arrive, the last this many cached positions are recomputed with
+    /// them. Recomputing reads all weights once per 32 positions, so the default is small.
+    /// NOTE: older slots keep keys and values of earlier weights, which the new weights
+    /// never saw in training; how much that costs in acceptance is not measured.
+    public var refreshPositions: Int
+    /// Weight snapshots adopted from the trainer.
+    public private(set) var weightSwaps = 0
+
+    let network: DrafterNetwork
+    let cache: DrafterKVCache
+    /// The target's hidden state of every committed position, H floats each.
+    private var features: [Float] = []
+    /// Input token (token t + 1) of each cached slot t, to notice a changed context.
+    private var cachedInputs: [Int32] = []
+    /// False after a gap in the observed positions, until a sequence restarts at 0.
+    private var featuresContiguous = true
+
+    /// Creates a drafter with fixed `weights`, or, with `trainer`, with the trainer's
+    /// weights as they improve.
+    public init(weights: DrafterWeights, target: DrafterTarget, trainer: DrafterTrainer? = nil, childrenPerNode: Int = 4,
+                beamWidth: Int = 4, refreshPositions: Int = 16, threads: Int = 1) {
+        self.weights = weights
+        self.target = target
+        self.trainer = trainer
+        self.childrenPerNode = max(1, childrenPerNode)
+        self.beamWidth = max(1, beamWidth)
+        self.refreshPositions = max(0, refreshPositions)
+        network = DrafterNetwork(config: weights.config, threads: threads)
+        cache = DrafterKVCache(kvDim: weights.config.kvDim)
+    }
+
+    public var observesHiddenStates: Bool { true }
+
+    public func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {
+        let h = weights.config.hiddenSize
+        precondition(hidden.count == tokens.count * h, "observeHidden got \(hidden.count) floats for \(tokens.count) tokens of \(h)")
+        trainer?.record(tokens: tokens, hidden: hidden, startPosition: startPosition)
+        let known = features.count / h
+        if startPosition == 0 { featuresContiguous = true }
+        guard startPosition <= known else {
+            featuresContiguous = false
+            return
+        }
+        features.removeLast((known - startPosition) * h)
+        features.append(contentsOf: hidden)
+        cache.truncate(to: startPosition)
+        cachedInputs.removeLast(max(0, cachedInputs.count - cache.count))
+    }
+
+    public func propose(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree {
+        guard let root = context.last else { preconditionFailure("the learned drafter needs a non-empty context") }
+        adoptNewWeights()
+        var tree = DraftTree(root: root)
+        let committed = context.count - 1
+        guard budget > 0, maxDepth > 0, committed >= 1, featuresContiguous,
+              features.count / weights.config.hiddenSize >= committed else { return tree }
+
+        let (rootState, rootLogits) = catchUp(context: context, committed: committed)
+        growTree(&tree, rootState: rootState, rootLogits: rootLogits, committed: committed, budget: budget, maxDepth: maxDepth)
+        cache.truncate(to: committed)
+        return tree
+    }
+
+    /// Swaps in the trainer's newest snapshot, and drops the newest cached slots so they are
+    /// recomputed with it.
+    private func adoptNewWeights() {
+        guard let newer = trainer?.mailbox.take() else { return }
+        weights = newer
+        weightSwaps += 1
+        cache.truncate(to: cache.count - refreshPositions)
+        cachedInputs.removeLast(cachedInputs.count - cache.count)
+    }
+
+    /// Brings the cache to slots 0..<committed and returns the last slot's predicted hidden
+    /// state and draft logits: the state at the root's position and the root's children.
+    private func catchUp(context: [Int32], committed: Int) -> ([Float], [Float]) {
+        // Keep the slots whose input token still matches the context, and always recompute
+        // the last one, whose outputs the tree starts from.
+        var valid = min(cache.count, committed - 1)
+        for slot in 0..<valid where cachedInputs[slot] != context[slot + 1] {
+            valid = slot
+            break
+        }
+        cache.truncate(to: valid)
+        cachedInputs.removeLast(cachedInputs.count - valid)
+
+        let h = weights.config.hiddenSize, v = weights.config.draftVocabularySize
+        let chunk = 32
+        var state = [Float](repeating: 0, count: h), logits = [Float](repeating: 0, count: v)
+        var start = valid
+        while start < committed {
+            let end = min(start + chunk, committed)
+            let m = end - start
+            let input = network.floats(.input, rows: m)
+            features.withUnsafeBufferPointer { f in
+                for row in 0..<m {
+                    target.embed(context[start + row + 1], into: input + row * 2 * h)
+                    (input + row * 2 * h + h).update(from: f.baseAddress! + (start + row) * h, count: h)
+                }
+            }
+            var offsets: [Int32] = [0], slots: [Int32] = []
+            for row in 0..<m {
+                slots.append(contentsOf: 0...Int32(start + row))
+                offsets.append(Int32(slots.count))
+            }
+            cache.reserve(end)
+            let span = DrafterNetwork.AttentionSpan(keys: cache.keys, values: cache.values, firstSlot: start,
+                                                    slotOffsets: offsets, slots: slots)
+            let last = end == committed
+            network.forward(weights, rows: m, positions: (start..<end).map { Int32($0) }, attention: span,
+                            logitsFrom: last ? m - 1 : m)
+            cache.commit(m)
+            cachedInputs.append(contentsOf: context[start + 1 ... end])
+            if last {
+                state = Array(UnsafeBufferPointer(start: network.floats(.predicted, rows: m) + (m - 1) * h, count: h))
+                logits = Array(UnsafeBufferPointer(start: network.floats(.logits, rows: 1), count: v))
+            }
+            start = end
+        }
+        return (state, logits)
+    }
+}

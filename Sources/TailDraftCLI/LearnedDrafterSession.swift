@@ -1,0 +1,68 @@
+import TailDraft
+
+/// The learned drafter of one `generate` run: loaded from --drafter (or new and random),
+/// trained online on a background thread while generating, and saved back at exit.
+final class LearnedDrafterSession {
+    let drafter: LearnedDrafter
+    let trainer: DrafterTrainer
+    let path: String?
+
+    init(_ args: Arguments, engine: Engine) throws {
+        let target = DrafterTarget(model: engine.model)
+        path = args.string("drafter")
+        var checkpoint: DrafterCheckpoint
+        if let path, let saved = try DrafterCheckpoint.loadIfPresent(path: path, target: target) {
+            checkpoint = saved
+        } else {
+            checkpoint = DrafterCheckpoint(weights: try .random(config: DrafterConfig(target: engine.model.config), target: target))
+        }
+        var options = DrafterTrainerOptions()
+        options.cores = try args.string("train-cores").map(Self.parseCores)
+        options.checkpointPath = path
+        trainer = DrafterTrainer(checkpoint: checkpoint, target: target, options: options)
+        drafter = LearnedDrafter(weights: checkpoint.weights, target: target, trainer: trainer)
+        trainer.start()
+    }
+
+    /// Stops training, saves the checkpoint when --drafter was given, and returns the
+    /// trainer's statistics.
+    func finish() throws -> DrafterTrainerStatistics {
+        trainer.stop()
+        if let path { try trainer.saveCheckpoint(to: path) }
+        return trainer.statistics
+    }
+
+    /// Parses a comma-separated list of CPU core indices such as "1" or "0,1".
+    static func parseCores(_ text: String) throws -> [Int] {
+        let cores = text.split(separator: ",").map { Int($0.filter { !$0.isWhitespace }) }
+        guard !cores.isEmpty, cores.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+            throw UsageError(description: "invalid value '\(text)' for --train-cores: expected CPU core indices separated by commas, such as 1 or 0,1")
+        }
+        return cores.map { $0! }
+    }
+
+    /// Formats the statistics as one line for standard error.
+    static func summary(_ s: DrafterTrainerStatistics, drafter: LearnedDrafter) -> String {
+        let loss = s.lastLoss.map { fixed($0.total, 4) } ?? "none"
+        return "drafter training: \(s.steps) steps on \(s.rowsTrained) rows (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
+            "\(s.positionsReceived) positions received, \(s.positionsDropped) dropped, " +
+            "test-then-train accuracy \(fixed(s.freshAccuracy * 100, 1)) % on \(s.freshRows) fresh rows, last loss \(loss), " +
+            "weights version \(drafter.weights.version) (\(drafter.weightSwaps) swaps), priority \(s.priority.map { "\($0)" } ?? "normal")"
+    }
+
+    /// Returns the statistics as a JSON object.
+    static func json(_ s: DrafterTrainerStatistics, drafter: LearnedDrafter) -> JSON {
+        .object([
+            ("steps", .int(s.steps)),
+            ("rows_trained", .int(s.rowsTrained)),
+            ("rows_per_second", .number(s.rowsPerSecond)),
+            ("positions_received", .int(s.positionsReceived)),
+            ("positions_dropped", .int(s.positionsDropped)),
+            ("fresh_rows", .int(s.freshRows)),
+            ("fresh_accuracy", .number(s.freshAccuracy)),
+            ("last_loss", .number(s.lastLoss?.total ?? .nan)),
+            ("weights_version", .int(drafter.weights.version)),
+            ("weight_swaps", .int(drafter.weightSwaps)),
+        ])
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+@testable import TailDraft
+
+/// Writes `spec` as a GGUF file, opens it as an engine and passes the engine to `body`.
+func withTinyEngine<T>(_ spec: TinyModelSpec, contextLength: Int = 128, _ body: (Engine) throws -> T) throws -> T {
+    try withTemporaryDirectory { directory in
+        let path = try TinyModel(spec: spec).write(in: directory)
+        return try body(Engine(modelPath: path, threads: 2, contextLength: contextLength))
+    }
+}
+
+/// Greedy output of `engine` for `prompt`, with no stop token so runs have a fixed length.
+func plainGreedy(_ engine: Engine, _ prompt: [Int32], maxTokens: Int) throws -> GenerationResult {
+    try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: maxTokens, stopTokens: []))
+}
+
+func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter, maxTokens: Int, budget: Int,
+                       maxDepth: Int = 8) throws -> GenerationResult {
+    let speculation = SpeculationOptions(drafter: drafter, budget: budget, maxDepth: maxDepth, adaptive: false)
+    let options = GenerationOptions(maxTokens: maxTokens, stopTokens: [], speculation: speculation)
+    return try engine.generator.generate(promptTokens: prompt, options: options)
+}
+
+/// The learned drafter on tiny random targets: speculative output equals plain greedy
+/// output, the drafter's state rolls back exactly, and a trained drafter is accepted.
+@Suite(.serialized) struct LearnedDrafterTests {
+    static let spec = TinyModelSpec(layerCount: 2, hiddenSize: 64, headCount: 4, kvHeadCount: 2, feedForwardSize: 96,
+                                    vocabularySize: 256, contextLength: 128, seed: 21)
+    static let config = DrafterConfig(hiddenSize: 64, headCount: 4, kvHeadCount: 2, feedForwardSize: 64, draftVocabularySize: 64)
+
+    static func prompts(count: Int, length: Int, seed: UInt64) -> [[Int32]] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<count).map { _ in (0..<length).map { _ in Int32.random(in: 3..<64, using: &rng) } }
+    }
+
+    @Test(arguments: [1, 3, 8])
+    func randomDrafterEqualsPlainGreedy(_ budget: Int) throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let drafter = LearnedDrafter(weights: try .random(config: Self.config, target: target, seed: 4), target: target)
+                for prompt in Self.prompts(count: 3, length: 9, seed: 17) {
+                    let reference = try plainGreedy(engine, prompt, maxTokens: 60)
+                    let result = try speculativeGreedy(engine, prompt, drafter: drafter, maxTokens: 60, budget: budget)
+                    #expect(result.tokenIds == reference.tokenIds, "budget \(budget), prompt \(prompt)")
+                    let statistics = try #require(result.speculation)
+                    #expect(statistics.drafted > 0, "the drafter proposed nothing")
+                }
+            }
+        }
+    }
+
+    /// A drafter that followed a whole generation step by step has the same state as one
+    /// that sees all hidden states at once, so both propose the same tree, twice in a row.
+    @Test func incrementalStateEqualsFreshState() throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let weights = try DrafterWeights.random(config: Self.config, target: target, seed: 9)
+                let followed = LearnedDrafter(weights: weights, target: target)
+                let prompt = Self.prompts(count: 1, length: 7, seed: 5)[0]
+                let result = try speculativeGreedy(engine, prompt, drafter: followed, maxTokens: 40, budget: 6)
+                let context = prompt + result.tokenIds
+
+                // Another thread count and one catch-up batch must not change any result.
+                let fresh = LearnedDrafter(weights: weights, target: target, threads: 2)
+                let committed = Array(context.dropLast())
+                let pass = try engine.model.forward(.causal(tokens: committed, startPosition: 0, logitRows: []),
+                                                    caches: [KVCache(config: engine.model.config, capacity: 128)])
+                fresh.observeHidden(tokens: committed[...], hidden: pass.hidden[...], startPosition: 0)
+
+                let expected = fresh.propose(context: context, budget: 8, maxDepth: 4)
+                #expect(expected.draftedCount == 8)
+                #expect(followed.propose(context: context, budget: 8, maxDepth: 4) == expected)
+                #expect(followed.propose(context: context, budget: 8, maxDepth: 4) == expected, "a second draft must start from the same state")
+                #expect(followed.cache.count == committed.count, "drafted slots are rolled back")
+            }
+        }
+    }
+
+    /// Trained on the target's own greedy output, the drafter's drafts are accepted, and the
+    /// output still equals plain decoding.
+    @Test func trainedDrafterIsAccepted() throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let prompts = Self.prompts(count: 4, length: 8, seed: 33)
+                var samples: [DrafterSample] = []
+                var references: [[Int32]] = []
+                for prompt in prompts {
+                    let reference = try plainGreedy(engine, prompt, maxTokens: 48)
+                    references.append(reference.tokenIds)
+                    let sequence = prompt + reference.tokenIds
+                    let pass = try engine.model.forward(.causal(tokens: sequence, startPosition: 0, logitRows: []),
+                                                        caches: [KVCache(config: engine.model.config, capacity: 128)])
+                    samples.append(DrafterSample(tokens: sequence, hidden: pass.hidden, startPosition: 0))
+                }
+                var counts = [Int](repeating: 0, count: Self.spec.vocabularySize)
+                for sample in samples { for token in sample.tokens { counts[Int(token)] += 1 } }
+                let vocabulary = DraftVocabulary.mostFrequent(counts: counts, size: Self.config.draftVocabularySize)
+                let initial = try DrafterWeights.random(config: Self.config, target: target, seed: 3, vocabulary: vocabulary)
+                let learner = DrafterLearner(initial: initial, target: target, options: DrafterOptimizerOptions(learningRate: 3e-3))
+                for _ in 0..<40 { for sample in samples { learner.train(on: sample) } }
+
+                let drafter = LearnedDrafter(weights: learner.snapshot(), target: target)
+                var drafted = 0, accepted = 0
+                for (prompt, reference) in zip(prompts, references) {
+                    let result = try speculativeGreedy(engine, prompt, drafter: drafter, maxTokens: 48, budget: 4, maxDepth: 4)
+                    #expect(result.tokenIds == reference)
+                    drafted += result.speculation?.drafted ?? 0
+                    accepted += result.speculation?.accepted ?? 0
+                }
+                let rate = Double(accepted) / Double(max(1, drafted))
+                #expect(rate > 0.6, "accepted \(accepted) of \(drafted) drafts after training on the same text")
+            }
+        }
+    }
+
+    @Test func autoDrafterForwardsHiddenStates() throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let learned = LearnedDrafter(weights: try .random(config: Self.config, target: target, seed: 6), target: target)
+                let auto = AutoDrafter(drafters: [SuffixDrafter(), learned], exploreEvery: 2)
+                #expect(auto.observesHiddenStates)
+                let prompt = Self.prompts(count: 1, length: 10, seed: 8)[0]
+                let reference = try plainGreedy(engine, prompt, maxTokens: 50)
+                let result = try speculativeGreedy(engine, prompt, drafter: auto, maxTokens: 50, budget: 4)
+                #expect(result.tokenIds == reference.tokenIds)
+                #expect(auto.uses[1] > 0, "the learned drafter drafted at least once: \(auto.uses)")
+            }
+        }
+    }
+
+    @Test(arguments: SpeculativeDecodingTests.prompts.prefix(3))
+    func smolLMRandomDrafterEqualsPlain(_ text: String) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let target = DrafterTarget(model: engine.model)
+            let config = DrafterConfig(target: engine.model.config)
+            let drafter = LearnedDrafter(weights: try .random(config: config, target: target, seed: 1), target: target)
+            let prompt = engine.tokenizePrompt(text)
+            let reference = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 48))
+            let speculation = SpeculationOptions(drafter: drafter, budget: 4, adaptive: false)
+            let result = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 48, speculation: speculation))
+            #expect(result.tokenIds == reference.tokenIds)
+            #expect(result.finishReason == reference.finishReason)
+        }
+    }
+
+    @Test func sampledSpeculationIsReproducible() throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let weights = try DrafterWeights.random(config: Self.config, target: target, seed: 14)
+                let prompt = Self.prompts(count: 1, length: 6, seed: 2)[0]
+                var runs: [[Int32]] = []
+                for _ in 0..<2 {
+                    let speculation = SpeculationOptions(drafter: LearnedDrafter(weights: weights, target: target), budget: 4, adaptive: false)
+                    let options = GenerationOptions(maxTokens: 40, sampling: SamplingParameters(temperature: 0.9, seed: 77),
+                                                    stopTokens: [], speculation: speculation)
+                    runs.append(try engine.generator.generate(promptTokens: prompt, options: options).tokenIds)
+                }
+                #expect(runs[0] == runs[1])
+                #expect(runs[0].count == 40)
+            }
+        }
+    }
+}
