@@ -123,12 +123,12 @@ final class DrafterNetwork {
 
     private func attend(_ q: UnsafePointer<Float>, rows m: Int, _ span: AttentionSpan, into out: UnsafeMutablePointer<Float>) {
         let c = config
-        let keyBases = [UnsafePointer<Float>?](repeating: UnsafePointer(span.keys), count: m)
-        let valueBases = [UnsafePointer<Float>?](repeating: UnsafePointer(span.values), count: m)
+        let keyBases = [UnsafeRawPointer?](repeating: UnsafeRawPointer(span.keys), count: m)
+        let valueBases = [UnsafeRawPointer?](repeating: UnsafeRawPointer(span.values), count: m)
         let status = span.slotOffsets.withUnsafeBufferPointer { offsets in
             span.slots.withUnsafeBufferPointer { slots in
                 td_attention(q, Int64(c.queryDim), Int64(m), Int32(c.headCount), Int32(c.kvHeadCount), Int32(c.headDim),
-                             keyBases, valueBases, Int64(c.kvDim), offsets.baseAddress, slots.baseAddress,
+                             Int32(TD_TYPE_F32.rawValue), keyBases, valueBases, Int64(c.kvDim), offsets.baseAddress, slots.baseAddress,
                              out, Int64(c.queryDim), Int32(threads))
             }
         }
