@@ -46,3 +46,28 @@ int td_repack(int type, const void *src, int64_t rows, int64_t cols, void *dst) 
     }
     return TD_OK;
 }
+
+int td_dequantize_interleaved_row(int type, const void *data, int64_t row, int64_t cols, float *dst) {
+    if ((type != TD_TYPE_Q4_1_X16 && type != TD_TYPE_Q8_0_X16) || data == NULL || dst == NULL || row < 0 ||
+        cols <= 0 || cols % TD_QK != 0) {
+        return TD_EINVAL;
+    }
+    const int64_t nb = cols / TD_QK;
+    const int64_t group = row / TD_INTERLEAVE;
+    const int r = (int)(row % TD_INTERLEAVE);
+    for (int64_t b = 0; b < nb; b++) {
+        float *out = dst + b * TD_QK;
+        if (type == TD_TYPE_Q4_1_X16) {
+            const td_block_q4_1x16 *blk = (const td_block_q4_1x16 *)data + group * nb + b;
+            td_block_q4_1 one = { .d = blk->d[r], .m = blk->m[r] };
+            for (int j = 0; j < 4; j++) memcpy(one.qs + 4 * j, blk->qs + (TD_INTERLEAVE * j + r) * 4, 4);
+            td_dequantize_row(TD_TYPE_Q4_1, &one, out, TD_QK);
+        } else {
+            const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)data + group * nb + b;
+            td_block_q8_0 one = { .d = blk->d[r] };
+            for (int g = 0; g < 8; g++) memcpy(one.qs + 4 * g, blk->qs + (TD_INTERLEAVE * g + r) * 4, 4);
+            td_dequantize_row(TD_TYPE_Q8_0, &one, out, TD_QK);
+        }
+    }
+    return TD_OK;
+}

@@ -82,6 +82,9 @@ size_t td_repacked_bytes(int type, int64_t rows, int64_t cols);
 /* Copies a row-major matrix of `type` into dst (td_repacked_bytes bytes) in the interleaved
  * layout; rows past `rows` in the last group are zero. Cost: one pass over the matrix. */
 int td_repack(int type, const void *src, int64_t rows, int64_t cols, void *dst);
+/* Dequantizes row `row` of an interleaved matrix of `cols` columns into dst, giving the same
+ * floats as td_dequantize_row on the row-major original. */
+int td_dequantize_interleaved_row(int type, const void *data, int64_t row, int64_t cols, float *dst);
 
 /* Half-float conversion (exact for fp16 -> fp32; round-to-nearest-even for fp32 -> fp16). */
 float td_fp16_to_fp32(td_fp16 h);

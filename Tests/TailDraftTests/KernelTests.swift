@@ -251,6 +251,33 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         }
     }
 
+    /// A row read back from an interleaved copy dequantizes to the row-major row's floats,
+    /// including rows of a partial last group.
+    @Test(arguments: [GGMLType.q4_1, .q8_0])
+    func interleavedRowsDequantizeLikeOriginal(type: GGMLType) {
+        var rng = SplitMix64(seed: 0xD07_0004)
+        let rows = 37, cols = 96
+        let code = Int32(type.rawValue)
+        let weights = Quantizer.encode(rng.floats(rows * cols, scale: 2), as: type)
+        let rowBytes = td_row_bytes(code, Int64(cols))
+        var copy = [UInt8](repeating: 0, count: td_repacked_bytes(code, Int64(rows), Int64(cols)))
+        let status = weights.withUnsafeBytes { source in
+            copy.withUnsafeMutableBytes { td_repack(code, source.baseAddress!, Int64(rows), Int64(cols), $0.baseAddress!) }
+        }
+        #expect(status == TD_OK)
+        for row in 0..<rows {
+            let expected = dequantize(type, Array(weights[row * rowBytes..<(row + 1) * rowBytes]), count: cols)
+            var actual = [Float](repeating: .nan, count: cols)
+            let rowStatus = copy.withUnsafeBytes { raw in
+                actual.withUnsafeMutableBufferPointer {
+                    td_dequantize_interleaved_row(td_interleaved_type(code), raw.baseAddress!, Int64(row), Int64(cols), $0.baseAddress!)
+                }
+            }
+            #expect(rowStatus == TD_OK, "\(type.name) row \(row)")
+            #expect(bitwiseDifference(actual, expected) == nil, "\(type.name) row \(row)")
+        }
+    }
+
     /// td_matmul computes every element with the path's dot product, or for interleaved
     /// copies (td_repack) with the same operations, so it must equal td_dot_row bit for bit
     /// whatever the layout, batch size and thread count.

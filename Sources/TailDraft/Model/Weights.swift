@@ -34,9 +34,12 @@ public struct WeightMatrix: @unchecked Sendable {
         kernelData = copy
     }
 
-    /// Dequantizes row `row` into `destination` (`cols` floats).
+    /// Dequantizes row `row` into `destination` (`cols` floats), from the interleaved copy
+    /// when there is one, so a tied embedding never reads the file pages it was copied from.
     func dequantizeRow(_ row: Int, into destination: UnsafeMutablePointer<Float>) {
-        let status = td_dequantize_row(Int32(type.rawValue), data + row * rowBytes, destination, Int64(cols))
+        let status = kernelType == Int32(type.rawValue)
+            ? td_dequantize_row(kernelType, data + row * rowBytes, destination, Int64(cols))
+            : td_dequantize_interleaved_row(kernelType, kernelData, Int64(row), Int64(cols), destination)
         precondition(status == TD_OK, "td_dequantize_row failed with status \(status) for \(name)")
     }
 }
@@ -63,7 +66,7 @@ public struct LayerWeights: Sendable {
 /// kernels read fastest (the file pages they came from leave the resident set). Norm and bias
 /// vectors, a few KB each, are converted to Float arrays.
 public struct ModelWeights: @unchecked Sendable {
-    public let tokenEmbedding: WeightMatrix
+    public private(set) var tokenEmbedding: WeightMatrix
     public private(set) var layers: [LayerWeights]
     public let outputNorm: [Float]
     /// The output head; the token embedding when the file has no `output.weight` (tied).
@@ -135,7 +138,10 @@ public struct ModelWeights: @unchecked Sendable {
         for (entry, copy) in zip(selected, copies) {
             layers[entry.layer][keyPath: entry.path].useInterleaved(copy)
         }
-        if output.canInterleave { output.useInterleaved(copies[selected.count]) }
+        if output.canInterleave {
+            output.useInterleaved(copies[selected.count])
+            if tiedOutput { tokenEmbedding.useInterleaved(copies[selected.count]) }
+        }
         self.arena = arena
     }
 
