@@ -161,4 +161,19 @@ import Darwin
             #expect(abs(estimated[index] - expected) < 1e-12)
         }
     }
+
+    /// A table measured while other work ran can claim that more rows cost less; such
+    /// entries are raised to the cost before them, and none falls below one row's cost.
+    @Test func costTableNeverDecreases() throws {
+        #expect(VerificationCost.monotonic([1, 0.8, 0.85, 1.3]) == [1, 1, 1, 1.3])
+        #expect(VerificationCost.monotonic([1, 1.2, 1.1]) == [1, 1.2, 1.2])
+
+        let model = TinyModel(spec: TinyModelSpec())
+        try model.withTransformer { transformer in
+            let measured = try KernelGate.run { try VerificationCost.measure(model: transformer, maxRows: 6, context: 16, repeats: 2) }
+            #expect(measured.relative.count == 6)
+            #expect(measured.relative.first == 1)
+            #expect(VerificationCost.monotonic(measured.relative) == measured.relative)
+        }
+    }
 }

@@ -35,26 +35,38 @@ public struct VerificationCost: Sendable, Equatable {
 
     /// Version of the measurement, part of the cache key: a kernel or method change that
     /// moves the costs bumps it, so tables measured before are not reused.
-    static let measurementVersion = 2
+    static let measurementVersion = 3
 
-    /// Measures forward time for 1...maxRows rows after `context` tokens of a scratch cache:
-    /// the median of `repeats` passes each. Costs about maxRows x repeats forward passes.
-    public static func measure(model: Transformer, maxRows: Int = 8, context: Int = measuredContext, repeats: Int = 3) throws -> VerificationCost {
+    /// Measures forward time for 1...maxRows rows after `context` tokens of a scratch cache.
+    ///
+    /// Row counts take turns within each of `repeats` rounds and each keeps its fastest pass:
+    /// other work on the machine only ever adds time, so the minimum is the estimate a busy
+    /// moment disturbs least. A table where more rows would cost less than fewer is made
+    /// non-decreasing. Costs about maxRows x repeats forward passes.
+    public static func measure(model: Transformer, maxRows: Int = 8, context: Int = measuredContext, repeats: Int = 5) throws -> VerificationCost {
         let cache = KVCache(config: model.config, capacity: context + maxRows)
         let tokens = (0..<(context + maxRows)).map { Int32(($0 * 7919) % model.config.vocabularySize) }
         _ = try model.forward(.causal(tokens: Array(tokens.prefix(context)), startPosition: 0, logitRows: []), caches: [cache])
-        var medians: [Double] = []
-        for rows in 1...maxRows {
-            var samples: [Double] = []
-            for _ in 0..<repeats {
+        var fastest = [Double](repeating: .infinity, count: maxRows)
+        for _ in 0..<max(1, repeats) {
+            for rows in 1...maxRows {
                 let start = Generator.now()
                 _ = try model.forward(.causal(tokens: Array(tokens[context..<(context + rows)]), startPosition: context), caches: [cache])
-                samples.append(Generator.now() - start)
+                fastest[rows - 1] = min(fastest[rows - 1], Generator.now() - start)
                 cache.truncate(to: context)
             }
-            medians.append(samples.sorted()[samples.count / 2])
         }
-        return VerificationCost(relative: medians.map { $0 / medians[0] })
+        return VerificationCost(relative: monotonic(fastest.map { $0 / fastest[0] }))
+    }
+
+    /// Returns `values` with each entry raised to at least the one before it (and the first
+    /// to 1): verifying more rows never costs less than verifying fewer.
+    static func monotonic(_ values: [Double]) -> [Double] {
+        var result: [Double] = []
+        for value in values {
+            result.append(max(value, result.last ?? 1))
+        }
+        return result
     }
 
     /// Loads the costs measured earlier for this model file, kernel path and thread count
@@ -68,7 +80,8 @@ public struct VerificationCost: Sendable, Equatable {
         let path = folder.map { $0 + "/" + key }
         if let path, let text = readFile(path) {
             let values = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
-            if values.count == maxRows, values.first == 1, values.allSatisfy({ $0.isFinite && $0 > 0 }) {
+            if values.count == maxRows, values.first == 1, values.allSatisfy({ $0.isFinite && $0 > 0 }),
+               monotonic(values) == values {
                 return VerificationCost(relative: values)
             }
         }
