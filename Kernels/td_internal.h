@@ -46,6 +46,8 @@ typedef struct {
     td_dot_x4_q_fn dot_x4_q4_0;
     td_gemm_x16_fn gemm_q4_1x16;
     td_gemm_x16_fn gemm_q8_0x16;
+    /* Quantizes nb blocks of activations exactly as td_quantize_row_q8_act does. */
+    void (*quantize_act)(const float *x, td_block_q8_act *y, int64_t nb);
     td_dot_f_fn dot_f32;
     td_dot_f_fn dot_f16;
     td_dot_f_fn dot_bf16;
@@ -154,6 +156,7 @@ float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);
 void td_gemm_q4_1x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                             int64_t m, float *out, int64_t out_stride, int valid_rows);
+void td_quantize_row_q8_act_avx512(const float *x, td_block_q8_act *y, int64_t nb);
 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                             int64_t m, float *out, int64_t out_stride, int valid_rows);
 void td_dot_q4_0_x4_avx512(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);

@@ -50,6 +50,15 @@ size_t td_matmul_scratch_bytes(int64_t m, int64_t cols) {
     return (size_t)m * (size_t)((cols + TD_QK - 1) / TD_QK) * sizeof(td_block_q8_act);
 }
 
+/* Quantizes one activation row of n elements with the path's quantizer, or the reference's. */
+static void quantize_activations(const td_kernel_table *k, const float *x, td_block_q8_act *xq, int64_t n) {
+    if (k->quantize_act != NULL) {
+        k->quantize_act(x, xq, n / TD_QK);
+    } else {
+        td_quantize_row_q8_act(x, xq, n);
+    }
+}
+
 static td_dot_q_fn quantized_dot(const td_kernel_table *k, int type) {
     switch (type) {
     case TD_TYPE_Q4_0: return k->dot_q4_0;
@@ -92,7 +101,7 @@ int td_dot_row(int type, const void *w, const float *x, int64_t n, float *result
     }
     td_block_q8_act *xq = malloc(td_matmul_scratch_bytes(1, n));
     if (xq == NULL) return TD_ENOMEM;
-    td_quantize_row_q8_act(x, xq, n);
+    quantize_activations(k, x, xq, n);
     *result = quantized_dot(k, type)(w, xq, n / TD_QK);
     free(xq);
     return TD_OK;
@@ -172,7 +181,7 @@ int td_matmul(const td_matrix *mats, int n_mats, const float *x, int64_t m, int6
     {
         if (any_quantized) {
             #pragma omp for schedule(static)
-            for (int64_t i = 0; i < m; i++) td_quantize_row_q8_act(x + i * x_stride, xq + i * nb, cols);
+            for (int64_t i = 0; i < m; i++) quantize_activations(k, x + i * x_stride, xq + i * nb, cols);
         }
         #pragma omp for schedule(static)
         for (int64_t c = 0; c < n_chunks; c++) {

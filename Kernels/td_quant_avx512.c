@@ -291,6 +291,33 @@ TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_bl
     }
 }
 
+/* Activation quantization with the scalar reference's arithmetic (td_quant_ref.c): the same
+ * block maximum, the same product x * (127 / max) rounded half to even by the default MXCSR
+ * mode, and the same exact integer sum, so blocks are bitwise the reference's. A block with
+ * a non-finite value goes through the reference. */
+TD_AVX512 void td_quantize_row_q8_act_avx512(const float *x, td_block_q8_act *y, int64_t nb) {
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t b = 0; b < nb; b++) {
+        const float *xb = x + b * TD_QK;
+        const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+        const __mmask16 nan = _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+        if (nan != 0 || !(amax <= 3.4028235e38f)) {
+            td_quantize_row_q8_act(xb, y + b, TD_QK);
+            continue;
+        }
+        const float d = amax / 127.0f;
+        const __m512 id = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+        const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, id));
+        const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, id));
+        _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtepi32_epi8(q1));
+        const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        y[b].d = td_round_half_finite(d);
+        y[b].s = td_round_half_finite(d * (float)sum);
+    }
+}
+
 TD_AVX512 float td_dot_f32_avx512(const void *w, const float *x, int64_t n) {
     const float *wf = (const float *)w;
     __m512 acc = _mm512_setzero_ps();

@@ -236,6 +236,9 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
             cases.append(("random n=\(n)", random, rng.floats(n, scale: 3)))
             cases.append(("extreme n=\(n)", extremeRow(type, count: n), (0..<n).map { Float($0 % 2 == 0 ? 127 : -127) }))
             cases.append(("random, x=1e4 n=\(n)", random, Array(repeating: 1e4, count: n)))
+            // Block maximum 127 makes the activation scale 1, so x.5 values are rounding ties.
+            cases.append(("random, half-way x n=\(n)", random, (0..<n).map { $0 % 32 == 0 ? 127 : Float($0 % 9) - 4.5 }))
+            cases.append(("random, tiny x n=\(n)", random, rng.floats(n, scale: 1e-30)))
         }
         KernelGate.run {
             var results: [[Float]] = []
