@@ -135,11 +135,14 @@ import Darwin
     }
 
     /// With one row extra costing 0.4 and two more costing 0.5 together, a first draft that is
-    /// accepted half the time pays alone, but not with weak second and third drafts.
+    /// accepted most of the time pays alone, but not with weak second and third drafts; one
+    /// accepted half the time gains too little over a plain step to draft at all.
     @Test func budgetFollowsCostAndAcceptanceByDepth() {
         var gate = SpeculationGate(maxBudget: 3, cost: Self.cost)
-        for step in 0..<40 { gate.record(depth: 3, accepted: step % 2 == 0 ? 1 : 0) }
+        for step in 0..<40 { gate.record(depth: 3, accepted: step % 5 == 4 ? 0 : 1) }
         #expect(gate.budget == 1)
+        for step in 0..<40 { gate.record(depth: 3, accepted: step % 2 == 0 ? 1 : 0) }
+        #expect(gate.budget == 0)
         for _ in 0..<40 { gate.record(depth: 3, accepted: 3) }
         #expect(gate.budget == 3)
     }

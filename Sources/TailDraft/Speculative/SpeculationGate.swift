@@ -15,6 +15,11 @@ struct SpeculationGate {
     let maxBudget: Int
     /// Weight of the newest step in each moving average.
     let smoothing = 0.25
+    /// Expected gain over a plain step below which the gate does not draft. A speculative step
+    /// also pays for bookkeeping the cost table leaves out (verification, cache compaction)
+    /// and runs at contexts other than the table's, so a predicted gain of a few percent is
+    /// within the table's error and more often a loss than a win.
+    let minimumGain = 1.05
     /// `acceptedAtLeast[d - 1]`: estimated probability that the accepted path reaches depth d.
     private(set) var acceptedAtLeast: [Double]
     /// Chains drafted while no draft is verified, with how many of their tokens matched so far.
@@ -30,7 +35,7 @@ struct SpeculationGate {
     /// The budget with the most expected committed tokens per unit of verification cost.
     var budget: Int {
         var best = 0
-        var bestRate = 1.0
+        var bestRate = minimumGain
         var expected = 1.0
         // Reaching depth d needs depth d - 1, so an estimate never exceeds the one above it.
         // This also keeps depths that drafts rarely reach from staying at their optimistic start.
