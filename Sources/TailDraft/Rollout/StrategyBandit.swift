@@ -145,7 +145,12 @@ public struct StrategyBandit: Sendable {
     /// Returns the arm with the highest reward in `runningSequences`' bucket, or nil while that
     /// bucket has no pulls.
     public func bestArm(runningSequences: Int) -> Int? {
-        guard let bucket = buckets[Self.bucket(runningSequences: runningSequences)], bucket.pulls > 0 else { return nil }
+        bestArm(bucket: Self.bucket(runningSequences: runningSequences))
+    }
+
+    /// Returns the arm with the highest reward in bucket `key`, or nil while it has no pulls.
+    public func bestArm(bucket key: Int) -> Int? {
+        guard let bucket = buckets[key], bucket.pulls > 0 else { return nil }
         return Self.bestArm(bucket)
     }
 
