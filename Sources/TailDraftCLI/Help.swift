@@ -144,8 +144,8 @@ enum Help {
                                suffix drafter and the bandit keep what they learned
                                (default 1). Each step's time, tokens per second and tau are
                                reported.
-      --speculate MODE         Speculative decoding in the long tail, once no request waits
-                               and at most --tail-threshold sequences run: none (default);
+      --speculate MODE         Speculative decoding in passes where at most --tail-threshold
+                               sequences run (the long tail): none (default);
                                lookup, which drafts what followed earlier occurrences of the
                                newest tokens; suffix, which drafts frequent continuations
                                from the sequence and every finished response; or auto, where

@@ -18,7 +18,7 @@ enum RolloutSummary {
         var lines = aligned([header] + rows)
 
         let options = report.options.speculation
-        let tail = "the tail (at most \(options.tailThreshold) running, none waiting)"
+        let tail = "the tail (at most \(options.tailThreshold) running)"
         let figures = report.speculation
         if options.mode == .none {
             lines.append("speculation: off; \(tail) is timed in the tail columns")

@@ -22,7 +22,7 @@ public struct RolloutProgress: Sendable {
 /// it joins, then its newest token, or a draft tree rooted at it while speculating. Sequences
 /// leave the batch the pass they finish, their KV caches go back to a pool for the next
 /// sequence, and waiting requests join while the running count and the KV budget allow.
-/// Once no request waits and at most `tailThreshold` sequences run, the long tail decodes
+/// In passes with at most `tailThreshold` running sequences, the long tail decodes
 /// with speculation: a fixed drafter with an adaptive draft size, or the strategy the bandit
 /// picks for the batch size. All trees of a pass are verified in that one forward pass.
 ///
@@ -136,7 +136,7 @@ public final class RolloutEngine {
             }
             running.removeAll { $0.finished }
 
-            record(entry, into: &statistics, running: entry.timeline.runningSequences, waiting: waiting)
+            record(entry, into: &statistics)
             recent.add(tokens: entry.timeline.committedTokens, seconds: entry.timeline.seconds)
             onProgress?(RolloutProgress(
                 step: step, finishedResponses: statistics.responses, totalResponses: requests.count,
@@ -208,7 +208,7 @@ public final class RolloutEngine {
 
     /// Plans, runs and consumes one forward pass over `running`.
     private func runPass(_ running: [RolloutSequence], waiting: Int) throws -> PassRecord {
-        let inTail = waiting == 0 && running.count <= options.speculation.tailThreshold
+        let inTail = running.count <= options.speculation.tailThreshold
         let (plan, strategy, arm) = inTail ? tailPlan(runningSequences: running.count) : (DecodePlan.plain(cost: cost), nil, nil)
 
         // Decode rows for every prefilled sequence, prompt chunks while the prefill budget lasts.
@@ -267,11 +267,12 @@ public final class RolloutEngine {
         }
     }
 
-    private func record(_ pass: PassRecord, into statistics: inout RolloutStepStatistics, running: Int, waiting: Int) {
+    private func record(_ pass: PassRecord, into statistics: inout RolloutStepStatistics) {
         let entry = pass.timeline
+        let running = entry.runningSequences
         statistics.forwardPasses += 1
         statistics.peakRunningSequences = max(statistics.peakRunningSequences, running)
-        if waiting == 0 && running <= statistics.tailThreshold {
+        if running <= statistics.tailThreshold {
             statistics.tailSeconds += entry.seconds
             statistics.tailTokens += entry.committedTokens
         }

@@ -49,7 +49,8 @@ public struct RolloutSpeculationFigures: Sendable, Equatable {
     public var acceptanceLength: Double { sequenceSteps > 0 ? Double(committed) / Double(sequenceSteps) : 0 }
     public var acceptanceRate: Double { drafted > 0 ? Double(accepted) / Double(drafted) : 0 }
 
-    mutating func add(_ other: RolloutSpeculationFigures) {
+    /// Adds the counts of `other`.
+    public mutating func add(_ other: RolloutSpeculationFigures) {
         sequenceSteps += other.sequenceSteps
         committed += other.committed
         drafted += other.drafted
@@ -66,7 +67,7 @@ public struct RolloutStepStatistics: Sendable {
     /// Wall-clock seconds from the first forward pass's start to the last one's end.
     public var seconds = 0.0
     public var forwardPasses = 0
-    /// The tail: passes with at most `tailThreshold` running sequences and none waiting.
+    /// The tail: passes with at most `tailThreshold` running sequences.
     public var tailThreshold: Int
     public var tailSeconds = 0.0
     public var tailTokens = 0

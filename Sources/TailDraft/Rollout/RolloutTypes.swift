@@ -53,7 +53,8 @@ public struct RolloutSpeculation {
     }
 
     public var mode: Mode
-    /// Speculation runs while at most this many sequences are running and none is waiting.
+    /// Speculation runs in passes with at most this many running sequences: the long tail,
+    /// or every pass when `maxRunningSequences` is this small.
     public var tailThreshold: Int
     /// Largest number of drafted tokens per sequence and step in `lookup` and `suffix` mode.
     public var draftBudget: Int
