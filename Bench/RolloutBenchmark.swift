@@ -1,10 +1,10 @@
 import TailDraft
 
 /// One rollout workload with speculation off, suffix-only and adaptive (`auto`) in one
-/// process, the modes interleaved round by round: end-to-end time ratios, the long tail's
-/// share of the time with speculation off, the speedup inside the tail, and the end-to-end
-/// bound these two allow by Amdahl's law. Times add up over the rounds, so a busy machine
-/// slows every mode alike; each round starts every mode from a new engine.
+/// process, the modes interleaved round by round. It reports end-to-end time ratios, the long
+/// tail's share of the time with speculation off, the speedup inside the tail, and the
+/// end-to-end bound these two allow by Amdahl's law. Times add up over the rounds, so a busy
+/// machine slows every mode alike. Each round starts every mode from a new engine.
 ///
 /// Before the tail every mode decodes plainly with the same per-response seeds, so all modes
 /// produce the same tokens there. Inside the tail, sampled responses differ between modes
@@ -104,6 +104,7 @@ struct RolloutBenchmark {
                      "tail: at most \(tailThreshold) running", "",
                      "mode    time (s)  tokens  tokens/s  speedup  tail (s)  tail share  tail tok/s  tail speedup  tau   Amdahl bound  of bound"]
         guard let off = results.first(where: { $0.mode == .none }) else { return lines.joined(separator: "\n") }
+
         for result in results {
             let (_, tailSpeedup, bound) = Self.bound(off: off, on: result)
             let speedup = result.seconds > 0 ? off.seconds / result.seconds : 0
@@ -118,10 +119,17 @@ struct RolloutBenchmark {
                           bound > 1.005 ? decimals((speedup - 1) / (bound - 1) * 100, 0) + " %" : "-"]
                 .joined(separator: " "))
         }
+
         let share = off.seconds > 0 ? off.tailSeconds / off.seconds : 0
         lines.append("")
-        lines.append("With speculation off the tail takes \(decimals(share * 100, 1)) % of the time, so even an infinitely fast " +
-                     "tail bounds the end-to-end speedup at \(decimals(1 / max(1 - share, 1e-9), 2))x.")
+        if share > 0.99 {
+            lines.append("With speculation off the tail takes \(decimals(share * 100, 1)) % of the time, so the end-to-end " +
+                         "speedup can reach the tail speedup.")
+        } else {
+            lines.append("With speculation off the tail takes \(decimals(share * 100, 1)) % of the time, so even an infinitely " +
+                         "fast tail bounds the end-to-end speedup at \(decimals(1 / (1 - share), 2))x.")
+        }
+        lines.append("drafting (s): " + results.map { "\($0.mode.rawValue) \(decimals($0.speculation.draftSeconds, 2))" }.joined(separator: ", "))
         lines.append("'of bound' is the speedup's gain over 1 as a share of the Amdahl bound's gain over 1 ('-' when the bound is below 1.005).")
         lines.append("Times are sums over the rounds; the machine is shared, so compare modes only within one run.")
         if temperature == 0 {

@@ -2,7 +2,8 @@ import Kernels
 import TailDraft
 
 /// `taildraft-bench`: speed measurements, apart from the tests. Each figure is the median of
-/// several interleaved rounds, printed with the CPU model and the kernel ISA path.
+/// several interleaved rounds (the rollout benchmark adds its rounds up instead), printed with
+/// the CPU model and the kernel ISA path.
 let usage = """
 Usage: taildraft-bench <benchmark> --model PATH [options]
 

@@ -25,7 +25,7 @@ enum RolloutSummary {
         } else {
             lines.append("speculation: \(options.mode.rawValue) in \(tail): \(figures.sequenceSteps) sequence steps, " +
                          "\(figures.accepted) of \(figures.drafted) drafted tokens accepted (\(fixed(figures.acceptanceRate * 100, 1)) %), " +
-                         "tau \(fixed(figures.acceptanceLength, 2)) tokens per sequence step")
+                         "tau \(fixed(figures.acceptanceLength, 2)) tokens per sequence step, drafting \(fixed(figures.draftSeconds, 2)) s")
         }
         if let bandit = report.bandit {
             lines.append("bandit, committed tokens/s per strategy (pulls), best marked *:")

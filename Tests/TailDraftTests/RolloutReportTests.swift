@@ -8,7 +8,7 @@ import Testing
         RolloutTimelineEntry(startSeconds: start, seconds: 0.5, runningSequences: running, waitingRequests: waiting, rows: running,
                              prefillRows: 0, committedTokens: committed, strategy: strategy, drafted: strategy == "suffix/3" ? 6 : 0,
                              accepted: strategy == "suffix/3" ? 3 : 0, decodingSequences: running,
-                             draftingSequences: strategy == "suffix/3" ? running : 0)
+                             draftingSequences: strategy == "suffix/3" ? running : 0, planSeconds: 0.001)
     }
 
     static func step(_ index: Int) -> RolloutStepStatistics {

@@ -212,6 +212,7 @@ public final class RolloutEngine {
         let (plan, strategy, arm) = inTail ? tailPlan(runningSequences: running.count) : (DecodePlan.plain(cost: cost), nil, nil)
 
         // Decode rows for every prefilled sequence, prompt chunks while the prefill budget lasts.
+        let planStart = Generator.now()
         var groups: [RowGroup] = [], members: [RolloutSequence] = []
         var prefillLeft = options.prefillChunk
         var prefillRows = 0
@@ -229,10 +230,12 @@ public final class RolloutEngine {
         }
 
         let step = StepBatch(groups: groups)
+        let planSeconds = Generator.now() - planStart
         let result = try model.forward(step.batch, caches: members.map(\.cache))
         var entry = RolloutTimelineEntry(startSeconds: 0, seconds: 0, runningSequences: running.count, waitingRequests: waiting,
                                          rows: step.batch.count, prefillRows: prefillRows, committedTokens: 0, strategy: strategy,
-                                         drafted: 0, accepted: 0, decodingSequences: 0, draftingSequences: 0)
+                                         drafted: 0, accepted: 0, decodingSequences: 0, draftingSequences: 0,
+                                         planSeconds: planSeconds)
         for (index, sequence) in members.enumerated() {
             let outcome = sequence.consume(result, firstRow: step.firstRows[index])
             entry.committedTokens += outcome.committed
@@ -281,6 +284,7 @@ public final class RolloutEngine {
             statistics.speculation.committed += entry.committedTokens
             statistics.speculation.drafted += entry.drafted
             statistics.speculation.accepted += entry.accepted
+            statistics.speculation.draftSeconds += entry.planSeconds
         }
         statistics.timeline.append(entry)
     }

@@ -120,6 +120,7 @@ public struct RolloutReport {
             ("drafted", .int(figures.drafted)),
             ("accepted", .int(figures.accepted)),
             ("acceptance_length", .number(figures.acceptanceLength)),
+            ("draft_seconds", .number(figures.draftSeconds)),
             ("kv_cache_bytes", .int(step.kvCacheBytes)),
             ("peak_resident_bytes", .int(step.peakResidentBytes)),
             ("finish_reasons", .object(step.finishReasons.sorted { $0.key.rawValue < $1.key.rawValue }

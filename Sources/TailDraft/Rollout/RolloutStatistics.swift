@@ -29,6 +29,8 @@ public struct RolloutTimelineEntry: Sendable, Equatable {
     public var decodingSequences: Int
     /// Of those, sequences whose draft tree had drafted tokens.
     public var draftingSequences: Int
+    /// Seconds spent planning the rows, drafting included, before the forward pass.
+    public var planSeconds = 0.0
 
     /// Whether the pass ran in the speculative tail with a drafter.
     public var speculating: Bool { strategy != nil && strategy != "off" }
@@ -42,6 +44,8 @@ public struct RolloutSpeculationFigures: Sendable, Equatable {
     public var committed = 0
     public var drafted = 0
     public var accepted = 0
+    /// Seconds spent planning speculative passes, which is mostly drafting.
+    public var draftSeconds = 0.0
 
     public init() {}
 
@@ -55,6 +59,7 @@ public struct RolloutSpeculationFigures: Sendable, Equatable {
         committed += other.committed
         drafted += other.drafted
         accepted += other.accepted
+        draftSeconds += other.draftSeconds
     }
 }
 
