@@ -40,7 +40,7 @@ enum Help {
                            and options give the same text.
       --context N          KV cache size in tokens: prompt plus generated text, at most the
                            model's trained context (default: that context, at most 4096).
-                           Memory: 46 KB per token for SmolLM2-135M.
+                           Memory: 23 KB per token for SmolLM2-135M.
       --speculate MODE     Speculative decoding: none (default); lookup, which drafts the
                            tokens that followed the latest earlier occurrence of the newest
                            tokens in the prompt and output; suffix, which drafts a tree of
@@ -161,7 +161,7 @@ enum Help {
       --kv-budget TOKENS       Most KV-cache slots of all running sequences together, in
                                tokens. Each sequence takes the longest prompt plus
                                --max-tokens plus draft room, so this also bounds the batch.
-                               Memory: 46 KB per token for SmolLM2-135M (default: room for
+                               Memory: 23 KB per token for SmolLM2-135M (default: room for
                                --max-running sequences).
       --context N              Token limit per sequence, prompt plus response, at most the
                                model's trained context (default: that context, at most 4096).

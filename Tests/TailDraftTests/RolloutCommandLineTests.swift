@@ -24,7 +24,7 @@ import Testing
             #expect(run.standardOutput.contains(flag), "missing \(flag)")
         }
         #expect(run.standardOutput.contains("tokens per second"))
-        #expect(run.standardOutput.contains("46 KB per token"))
+        #expect(run.standardOutput.contains("23 KB per token"))
     }
 
     @Test func writesLinesSummaryAndReport() throws {
