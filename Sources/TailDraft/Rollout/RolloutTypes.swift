@@ -17,8 +17,8 @@ public struct RolloutOptions {
     /// Maximum KV-cache slots, in tokens, of all running sequences together; nil means
     /// `maxRunningSequences` full sequences. Each sequence's cache has room for the longest
     /// prompt plus `maxTokens` plus a draft tree, so this caps the running sequences at
-    /// budget / that size. Memory per slot: `KVCache.byteCount(config:capacity: 1, precision:)`,
-    /// 23 KB for SmolLM2-135M with the default half-precision cache.
+    /// budget / that size. Memory per slot: `KVCache.byteCount(config:capacity:precision:)` at
+    /// capacity 1, which is 23 KB for SmolLM2-135M with the default half-precision cache.
     public var kvBudgetTokens: Int?
     /// Most prompt tokens prefilled per forward pass, shared by the sequences that join.
     /// Results do not depend on it (batch invariance).
