@@ -198,7 +198,8 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
             #expect(!shared.isEmpty, "\(mode): expected passes that verify several sequences' trees together")
             if mode == .auto {
                 let pulls = rolloutEngine.bandit.buckets.values.reduce(0) { $0 + $1.pulls }
-                #expect(pulls == statistics.timeline.filter { $0.strategy != nil }.count)
+                #expect(pulls == statistics.timeline.filter { $0.strategy != nil && $0.prefillRows == 0 }.count,
+                        "every decode pass in the tail rewards its arm, and no prefill pass does")
             }
         }
     }

@@ -122,7 +122,8 @@ public final class RolloutEngine {
             let passEnd = Generator.now()
             entry.startSeconds = passStart - start
             entry.seconds = passEnd - passStart
-            if let arm = entry.armIndex {
+            // A pass that also prefilled says little about the arm, so only pure decode passes count.
+            if let arm = entry.armIndex, entry.timeline.prefillRows == 0 {
                 bandit.record(arm: arm, runningSequences: running.count, tokens: entry.timeline.committedTokens, seconds: entry.timeline.seconds)
             }
 
