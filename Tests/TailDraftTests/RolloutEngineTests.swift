@@ -123,6 +123,27 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
         }
     }
 
+    @Test func failedWriteKeepsCachesForNextRun() throws {
+        struct WriteFailed: Error {}
+        try withTinyEngine { engine in
+            let requests = try RolloutRequest.expand(tinyPrompts, samplesPerPrompt: 2, tokenizer: engine.tokenizer)
+            let options = RolloutOptions(maxTokens: 16, sampling: .greedy, maxRunningSequences: 4)
+            let rolloutEngine = try RolloutEngine(model: engine.model, tokenizer: engine.tokenizer, options: options)
+            var written = 0
+            #expect(throws: WriteFailed.self) {
+                try rolloutEngine.run(requests) { _ in
+                    written += 1
+                    if written == 3 { throw WriteFailed() }
+                }
+            }
+            let statistics = try rolloutEngine.run(requests) { _ in }
+            #expect(statistics.responses == requests.count)
+            let capacity = rolloutEngine.sequenceCapacity(for: requests)
+            let cacheBytes = KVCache(config: engine.model.config, capacity: capacity).byteCount
+            #expect(statistics.kvCacheBytes == 4 * cacheBytes, "the first run's caches are reused")
+        }
+    }
+
     @Test func kvBudgetBelowOneSequenceIsRejected() throws {
         try withTinyEngine { engine in
             let requests = try RolloutRequest.expand(tinyPrompts, samplesPerPrompt: 1, tokenizer: engine.tokenizer)

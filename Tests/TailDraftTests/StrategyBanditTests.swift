@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func bestArmDominatesAfterExploration() {
-        var bandit = StrategyBandit(configuration: .init(epsilon: 0.1, seed: 7))
+        var bandit = StrategyBandit(configuration: .init(epsilon: 0.1, minimumPulls: 2, seed: 7))
         let choices = Self.simulate(&bandit, steps: 1_000)
         let best = choices.dropFirst(14).filter { $0 == 3 }.count
         #expect(best > 850, "the 180 tokens/s arm should be chosen most of the time: \(best) of 986")
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func explorationIsBounded() {
-        var bandit = StrategyBandit(configuration: .init(epsilon: 1, maxExplorations: 20, seed: 3))
+        var bandit = StrategyBandit(configuration: .init(epsilon: 1, minimumPulls: 2, maxExplorations: 20, seed: 3))
         let choices = Self.simulate(&bandit, steps: 500)
         let bucket = try! #require(bandit.buckets[0])
         #expect(bucket.explorations == 20)

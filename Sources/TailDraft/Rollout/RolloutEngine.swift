@@ -107,6 +107,8 @@ public final class RolloutEngine {
         var statistics = RolloutStepStatistics(step: step, tailThreshold: options.speculation.tailThreshold)
         statistics.promptTokens = requests.reduce(0) { $0 + $1.promptTokens.count }
         var running: [RolloutSequence] = []
+        // After an error the running sequences' caches still go back to the pool.
+        defer { pool.append(contentsOf: running.map(\.cache)) }
         var nextRequest = 0
         var recent = RecentRate()
         let start = Generator.now()
@@ -122,7 +124,7 @@ public final class RolloutEngine {
             let passEnd = Generator.now()
             entry.startSeconds = passStart - start
             entry.seconds = passEnd - passStart
-            // A pass that also prefilled says little about the arm, so only pure decode passes count.
+            // A pass that also prefilled mixes prompt work into its time, so only pure decode passes count.
             if let arm = entry.armIndex, entry.timeline.prefillRows == 0 {
                 bandit.record(arm: arm, runningSequences: running.count, tokens: entry.timeline.committedTokens, seconds: entry.timeline.seconds)
             }
@@ -135,6 +137,7 @@ public final class RolloutEngine {
                 statistics.finishReasons[response.finishReason, default: 0] += 1
                 try onResponse(response)
             }
+            pool.append(contentsOf: running.filter(\.finished).map(\.cache))
             running.removeAll { $0.finished }
 
             record(entry, into: &statistics)
@@ -180,9 +183,8 @@ public final class RolloutEngine {
                                joinedSeconds: joinedSeconds)
     }
 
-    /// Returns the response of a finished sequence and puts its cache back in the pool.
+    /// Returns the response of a finished sequence.
     private func finish(_ sequence: RolloutSequence, step: Int, finishedSeconds: Double) -> RolloutResponse {
-        pool.append(sequence.cache)
         let tokens = sequence.tokens
         if options.speculation.mode == .suffix || options.speculation.mode == .auto {
             suffixDrafter.addToHistory(sequence.request.promptTokens + tokens)

@@ -53,7 +53,10 @@ public struct StrategyBandit: Sendable {
         public var maxExplorations: Int
         public var seed: UInt64
 
-        public init(epsilon: Double = 0.1, minimumPulls: Int = 2, maxExplorations: Int = 50, seed: UInt64 = 0) {
+        /// Creates a configuration that by default pulls each arm once before exploiting,
+        /// because the tail of a rollout lasts a few dozen passes per bucket and every pull of
+        /// a poor arm there costs time.
+        public init(epsilon: Double = 0.1, minimumPulls: Int = 1, maxExplorations: Int = 50, seed: UInt64 = 0) {
             precondition((0...1).contains(epsilon), "epsilon must be in 0...1, got \(epsilon)")
             precondition(minimumPulls >= 1, "every arm must be tried at least once, got minimumPulls \(minimumPulls)")
             precondition(maxExplorations >= 0, "maxExplorations must be 0 or more, got \(maxExplorations)")
