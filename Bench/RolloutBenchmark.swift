@@ -63,8 +63,8 @@ struct RolloutBenchmark {
                                      maxRunningSequences: maxRunning,
                                      speculation: RolloutSpeculation(mode: mode, tailThreshold: tailThreshold))
         if mode == .suffix {
-            options.speculation.cost = try VerificationCost.cached(model: model, modelPath: modelPath,
-                                                              maxRows: options.speculation.draftBudget + 1)
+            let rows = tailThreshold * (options.speculation.draftBudget + 1)
+            options.speculation.cost = try VerificationCost.cached(model: model, modelPath: modelPath, maxRows: min(64, rows))
         }
         let engine = try RolloutEngine(model: model, tokenizer: tokenizer, options: options)
         for step in 0..<steps {

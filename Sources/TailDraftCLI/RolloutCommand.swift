@@ -28,8 +28,9 @@ enum RolloutCommand {
         let requests = try RolloutRequest.expand(prompts, samplesPerPrompt: samplesPerPrompt, tokenizer: tokenizer)
         if options.speculation.mode == .lookup || options.speculation.mode == .suffix {
             // Measured once per model, kernel path and thread count, then read from the cache.
-            options.speculation.cost = try VerificationCost.cached(model: model, modelPath: modelPath,
-                                                                  maxRows: options.speculation.draftBudget + 1)
+            // The tail's passes verify up to tail-threshold x (draft budget + 1) rows.
+            let rows = options.speculation.tailThreshold * (options.speculation.draftBudget + 1)
+            options.speculation.cost = try VerificationCost.cached(model: model, modelPath: modelPath, maxRows: min(64, rows))
         }
         let engine = try RolloutEngine(model: model, tokenizer: tokenizer, options: options)
         let output = try args.string("out").map { try OutputFile(path: $0) } ?? OutputFile(standardOutput: ())

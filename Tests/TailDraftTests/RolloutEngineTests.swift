@@ -225,6 +225,17 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
         }
     }
 
+    @Test func batchCostScalesTheSinglePassTable() throws {
+        try withTinyEngine { engine in
+            let table = VerificationCost(relative: [1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5])
+            let options = RolloutOptions(speculation: RolloutSpeculation(mode: .suffix, draftBudget: 3, cost: table))
+            let rolloutEngine = try RolloutEngine(model: engine.model, tokenizer: engine.tokenizer, options: options)
+            #expect(rolloutEngine.batchCost(sequences: 1).relative == [1, 1.5, 2, 2.5])
+            // Two sequences: 2, 4, 6 and 8 rows against 2 rows.
+            #expect(rolloutEngine.batchCost(sequences: 2).relative == [1, 2.5 / 1.5, 3.5 / 1.5, 4.5 / 1.5])
+        }
+    }
+
     @Test func tailStartsAtTheThreshold() throws {
         try withTinyEngine { engine in
             let requests = try RolloutRequest.expand(tinyPrompts, samplesPerPrompt: 2, tokenizer: engine.tokenizer)

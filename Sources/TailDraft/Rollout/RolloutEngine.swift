@@ -47,7 +47,9 @@ public final class RolloutEngine {
     let suffixDrafter = SuffixDrafter(archivesAutomatically: false)
     private var pool: [KVCache] = []
     private var allocatedCaches = 0
+    /// Single-pass verification cost by rows, and its scaled tables by running sequences.
     private let cost: VerificationCost
+    private var batchCosts: [Int: VerificationCost] = [:]
 
     /// - Throws: `RolloutError.invalidOption` or `GenerationError.invalidOption` naming the
     ///   first invalid option.
@@ -262,7 +264,7 @@ public final class RolloutEngine {
         case .lookup, .suffix:
             let kind: SpeculationStrategy.DrafterKind = speculation.mode == .lookup ? .lookup : .suffix
             let plan = DecodePlan(drafter: drafter(kind), budget: speculation.draftBudget, adaptive: true,
-                                  maxDepth: speculation.maxDepth, cost: cost)
+                                  maxDepth: speculation.maxDepth, cost: batchCost(sequences: runningSequences))
             return (plan, kind.rawValue, nil)
         case .auto:
             let arm = bandit.choose(runningSequences: runningSequences)
@@ -271,6 +273,19 @@ public final class RolloutEngine {
                                   maxDepth: speculation.maxDepth, cost: cost)
             return (plan, strategy.description, arm)
         }
+    }
+
+    /// Returns the cost of n rows per sequence for `sequences` sequences relative to one row
+    /// each: cost(sequences x n) / cost(sequences) from the single-pass table. A batch that
+    /// is already compute-bound pays nearly full price for every drafted row, so the gate
+    /// drafts less there than for a single sequence.
+    func batchCost(sequences: Int) -> VerificationCost {
+        if let cached = batchCosts[sequences] { return cached }
+        let rows = options.speculation.draftBudget + 1
+        let base = cost.cost(rows: sequences)
+        let scaled = VerificationCost(relative: (1...rows).map { cost.cost(rows: sequences * $0) / base })
+        batchCosts[sequences] = scaled
+        return scaled
     }
 
     private func record(_ pass: PassRecord, into statistics: inout RolloutStepStatistics) {

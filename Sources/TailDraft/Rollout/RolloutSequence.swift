@@ -8,6 +8,8 @@ struct DecodePlan {
     /// acceptance so far; when false every step drafts up to `budget`.
     var adaptive: Bool
     var maxDepth: Int
+    /// The cost of the pass when every decoding sequence verifies n rows, relative to one
+    /// row each, which the gate weighs against the expected accepted tokens.
     var cost: VerificationCost
 
     static func plain(cost: VerificationCost) -> DecodePlan {
@@ -101,7 +103,7 @@ final class RolloutSequence {
             var budget = plan.budget
             if plan.adaptive {
                 if gate == nil { gate = SpeculationGate(maxBudget: plan.budget, cost: plan.cost) }
-                budget = gate!.budget
+                budget = gate!.budget(cost: plan.cost)
             }
             if budget > 0 {
                 tree.truncate(toNodes: min(tree.count, room, budget + 1))
