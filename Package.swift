@@ -36,7 +36,7 @@ let package = Package(
             name: "TailDraftBench",
             dependencies: ["TailDraft", "Kernels"],
             path: "Bench",
-            exclude: ["RESULTS.md"]
+            exclude: ["RESULTS.md", "prompts"]
         ),
         .testTarget(
             name: "TailDraftTests",

@@ -2,7 +2,8 @@ import Kernels
 import TailDraft
 
 /// `taildraft-bench`: speed measurements, apart from the tests. Each figure is the median of
-/// several interleaved rounds, printed with the CPU model and the kernel ISA path.
+/// several interleaved rounds (the rollout benchmark adds its rounds up instead), printed with
+/// the CPU model and the kernel ISA path.
 let usage = """
 Usage: taildraft-bench <benchmark> --model PATH [options]
 
@@ -22,6 +23,12 @@ Benchmarks:
                 repetitive code edit, a summary and open chat, in interleaved rounds:
                 tokens per second, speedup, tokens per step (tau) and whether both gave
                 the same tokens. Threads default to 2 and 1.
+  rollout       A rollout of --prompts with speculation off, suffix and auto, one after
+                another: end-to-end time and its ratio to speculation off, the tail's
+                share of the time (passes with at most --tail-threshold running
+                sequences), tokens per second inside the tail and its speedup, tau, and the
+                end-to-end bound Amdahl's law gives for that share and tail speedup.
+                Threads default to 2.
 
 Options:
   --model PATH     GGUF model file (required).
@@ -31,6 +38,18 @@ Options:
   --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default) or suffix.
   --json           Print one JSON object instead of a table.
+
+Rollout options:
+  --prompts FILE            Prompt file (default Bench/prompts/math32.jsonl).
+  --samples-per-prompt N    Responses per prompt (default 4).
+  --max-tokens N            Maximum tokens per response (default 256).
+  --temperature T           Sampling temperature; 0 is greedy and also checks that every
+                            mode gives the same tokens (default 0.7).
+  --steps K                 Rollout steps per mode (default 1).
+  --max-running N           Most sequences in the batch (default 64); 4 or fewer keeps the
+                            whole rollout in the tail.
+  --tail-threshold N        Running sequences at or below which speculation runs (default 4).
+  --rounds N                Interleaved rounds of the three modes (default 1 for rollout).
 
 Each result prints the median and the spread (min..max) over the rounds, the CPU model,
 the ISA path and the peak resident memory.
@@ -45,10 +64,18 @@ struct BenchOptions {
     var modelPath: String?
     var threadCounts: [Int]?
     var rounds = 5
+    var roundsGiven = false
     var context = 512
     var draftBudget = 3
     var drafter = "lookup"
     var json = false
+    var prompts = "Bench/prompts/math32.jsonl"
+    var samplesPerPrompt = 4
+    var maxTokens = 256
+    var temperature: Float = 0.7
+    var steps = 1
+    var maxRunning = 64
+    var tailThreshold = 4
 
     init(_ arguments: [String]) {
         var index = 0
@@ -69,13 +96,25 @@ struct BenchOptions {
             switch argument {
             case "--model": modelPath = value()
             case "--threads": threadCounts = [integer(1...256)]
-            case "--rounds": rounds = integer(1...100)
+            case "--rounds":
+                rounds = integer(1...100)
+                roundsGiven = true
             case "--context": context = integer(1...8192)
             case "--draft-budget": draftBudget = integer(1...64)
             case "--drafter":
                 drafter = value()
                 guard ["lookup", "suffix"].contains(drafter) else { fail("invalid value '\(drafter)' for --drafter: expected lookup or suffix") }
             case "--json": json = true
+            case "--prompts": prompts = value()
+            case "--samples-per-prompt": samplesPerPrompt = integer(1...100_000)
+            case "--max-tokens": maxTokens = integer(1...1_000_000)
+            case "--temperature":
+                let text = value()
+                guard let t = Float(text), t.isFinite, t >= 0 else { fail("invalid value '\(text)' for --temperature: expected a number >= 0") }
+                temperature = t
+            case "--steps": steps = integer(1...1000)
+            case "--max-running": maxRunning = integer(1...100_000)
+            case "--tail-threshold": tailThreshold = integer(1...100_000)
             case "--help", "-h": print(usage); exit(0)
             default: fail("unknown option '\(argument)'; see 'taildraft-bench --help'")
             }
@@ -114,8 +153,15 @@ do {
                                              rounds: options.rounds, budget: options.draftBudget, drafterName: options.drafter)
         let rows = try benchmark.run(progress: !options.json)
         print(options.json ? SpeculativeBenchmark.json(rows) : SpeculativeBenchmark.table(rows, budget: options.draftBudget, drafter: options.drafter))
+    case "rollout":
+        let benchmark = RolloutBenchmark(modelPath: modelPath, promptsPath: options.prompts, samplesPerPrompt: options.samplesPerPrompt,
+                                         maxTokens: options.maxTokens, temperature: options.temperature, steps: options.steps,
+                                         threads: options.threadCounts?.first ?? 2, tailThreshold: options.tailThreshold,
+                                         maxRunning: options.maxRunning, rounds: options.roundsGiven ? options.rounds : 1)
+        let results = try benchmark.run(progress: !options.json)
+        print(options.json ? benchmark.json(results) : benchmark.table(results))
     default:
-        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels and speculative")
+        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative and rollout")
     }
 } catch {
     fail("\(error)")

@@ -15,8 +15,14 @@ public enum Console {
 
     /// Writes `text` and a newline to standard error, unbuffered.
     public static func error(_ text: String) {
+        writeError(text + "\n")
+    }
+
+    /// Writes `text` to standard error as it is, unbuffered. A progress line that ends in a
+    /// carriage return instead of a newline is then overwritten by the next one.
+    public static func writeError(_ text: String) {
         fflush(nil)
-        var line = text + "\n"
+        var line = text
         line.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {
@@ -26,6 +32,9 @@ public enum Console {
             }
         }
     }
+
+    /// Whether standard error is a terminal, where progress can update in place.
+    public static var standardErrorIsTerminal: Bool { isatty(2) != 0 }
 }
 
 #if canImport(Glibc)

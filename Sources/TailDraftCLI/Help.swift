@@ -7,6 +7,7 @@ enum Help {
 
     Commands:
       generate   Generate text from a prompt, streaming it to standard output.
+      rollout    Generate many responses to a file of prompts with continuous batching.
       tokenize   Print the token ids of a text.
       info       Print a model's architecture, sizes, tensor types and tokenizer.
       help       Show this text, or 'taildraft help <command>' for one command.
@@ -39,7 +40,7 @@ enum Help {
                            and options give the same text.
       --context N          KV cache size in tokens: prompt plus generated text, at most the
                            model's trained context (default: that context, at most 4096).
-                           Memory: 46 KB per token for SmolLM2-135M.
+                           Memory: 23 KB per token for SmolLM2-135M.
       --speculate MODE     Speculative decoding: none (default); lookup, which drafts the
                            tokens that followed the latest earlier occurrence of the newest
                            tokens in the prompt and output; suffix, which drafts a tree of
@@ -101,5 +102,80 @@ enum Help {
     Options:
       --model PATH   GGUF model file (required).
       --help         Show this text.
+    """
+
+    static let rollout = """
+    Usage: taildraft rollout --model PATH --prompts FILE.jsonl [options]
+
+    Generates --samples-per-prompt responses to every prompt of a JSON Lines file at once,
+    as reinforcement-learning rollouts and batch evaluations do. All running sequences
+    decode together in one batched forward pass; a finished sequence leaves the batch at
+    once and a waiting one takes its place. Each response is written as one JSON line as
+    soon as it finishes, with prompt_id, sample_index, step, seed, token_ids, text,
+    finish_reason ("stop" or "length") and completion_tokens.
+
+    Each response has its own sampler, seeded from --seed, the step, the prompt's index and
+    the sample index. The "seed" field is that seed: 'taildraft generate --seed' with it and
+    the same prompt and sampling options gives the same tokens, whatever else ran in the
+    batch.
+
+    Prompt file: one object per line, {"id": "q1", "prompt": "raw text"} or
+    {"id": "q1", "messages": [{"role": "user", "content": "text"}]} for chat, which gets the
+    model's chat template. Ids are unique strings or integers; other keys are ignored. A file
+    with an invalid line is rejected with the line's number.
+
+    Options:
+      --model PATH             GGUF model file (required).
+      --prompts FILE           Prompt file in JSON Lines format (required).
+      --samples-per-prompt N   Responses per prompt (default 1).
+      --max-tokens N           Maximum tokens per response, not counting the prompt
+                               (default 256).
+      --temperature T          Softmax temperature; 0 means greedy decoding (default 0.8).
+      --top-k K                Sample only from the K most likely tokens; 0 turns it off
+                               (default 40).
+      --top-p P                Sample only from the most likely tokens whose probabilities
+                               sum to P, in (0, 1]; 1 turns it off (default 0.95).
+      --min-p P                Drop tokens less likely than P times the most likely one, in
+                               [0, 1]; 0 turns it off (default 0.05).
+      --seed S                 Seed of the responses' samplers and of the strategy bandit
+                               (default 0).
+      --steps K                Run the whole rollout K times over the same prompts, as the
+                               steps of a training loop do, with new seeds each step; the
+                               suffix drafter and the bandit keep what they learned
+                               (default 1). Each step's time, tokens per second and tau are
+                               reported.
+      --speculate MODE         Speculative decoding in passes where at most --tail-threshold
+                               sequences run (the long tail): none (default);
+                               lookup, which drafts what followed earlier occurrences of the
+                               newest tokens; suffix, which drafts frequent continuations
+                               from the sequence and every finished response; or auto, where
+                               an epsilon-greedy bandit per batch size picks among no drafts
+                               and both drafters with 2, 3 or 5 drafted tokens, by measured
+                               tokens per second. Greedy output is unchanged; sampled output
+                               keeps its distribution.
+      --tail-threshold N       Largest number of running sequences that speculate (default 4).
+      --draft-budget N         Most drafted tokens per sequence and step for lookup and
+                               suffix (default 3, 1...64); each step drafts as many as recent
+                               acceptance makes worthwhile.
+      --max-running N          Most sequences in the batch at once (default 64).
+      --kv-budget TOKENS       Most KV-cache slots of all running sequences together, in
+                               tokens. Each sequence takes the longest prompt plus
+                               --max-tokens plus draft room, so this also bounds the batch.
+                               Memory: 23 KB per token for SmolLM2-135M (default: room for
+                               --max-running sequences).
+      --context N              Token limit per sequence, prompt plus response, at most the
+                               model's trained context (default: that context, at most 4096).
+      --out FILE               Write the JSON lines to FILE instead of standard output.
+      --report DIR             Write report.json and SVG charts into DIR: response lengths,
+                               tokens per second and tau over time, batch size over time with
+                               speculation marked, and time per step.
+      --threads N              CPU threads for the kernels (default: the number of cores).
+                               Output does not depend on it.
+      --help                   Show this text.
+
+    Progress goes to standard error: one line updated in place on a terminal, a plain line
+    every 5 seconds otherwise. A summary table follows at the end: responses, tokens, time in
+    seconds, tokens per second, the tail's time and share, tau (tokens per sequence step
+    while speculating), the bandit's record, and peak resident memory.
     """
 }

@@ -14,6 +14,8 @@ do {
     switch command {
     case "generate":
         try GenerateCommand.run(rest)
+    case "rollout":
+        try RolloutCommand.run(rest)
     case "tokenize":
         try TokenizeCommand.run(rest)
     case "info":
@@ -21,16 +23,17 @@ do {
     case "help", "--help", "-h":
         switch rest.first {
         case "generate": print(Help.generate)
+        case "rollout": print(Help.rollout)
         case "tokenize": print(Help.tokenize)
         case "info": print(Help.info)
         case nil: print(Help.main)
         case let other?:
-            throw UsageError(description: "unknown command '\(other)'; the commands are generate, tokenize, info and help")
+            throw UsageError(description: "unknown command '\(other)'; the commands are generate, rollout, tokenize, info and help")
         }
     case "version", "--version":
         print("taildraft \(TailDraftVersion.current)")
     default:
-        throw UsageError(description: "unknown command '\(command)'; the commands are generate, tokenize, info and help")
+        throw UsageError(description: "unknown command '\(command)'; the commands are generate, rollout, tokenize, info and help")
     }
 } catch {
     Console.error("error: \(error)")

@@ -14,6 +14,9 @@ public final class SuffixDrafter: Drafter {
     public let historyCapacity: Int
     /// Most occurrences whose continuations are counted per step (most recent first).
     public let maxOccurrences: Int
+    /// Whether `propose` archives the previous context when a new generation starts. Callers
+    /// that interleave several sequences turn it off and call `addToHistory` instead.
+    public let archivesAutomatically: Bool
 
     /// Earlier contexts (prompt and output), oldest first.
     private(set) var history: [[Int32]] = []
@@ -21,18 +24,33 @@ public final class SuffixDrafter: Drafter {
     /// The context seen last, to notice when a new generation starts.
     private var lastContext: [Int32] = []
 
-    public init(minMatch: Int = 1, maxMatch: Int = 8, historyCapacity: Int = 65_536, maxOccurrences: Int = 64) {
+    public init(minMatch: Int = 1, maxMatch: Int = 8, historyCapacity: Int = 65_536, maxOccurrences: Int = 64,
+                archivesAutomatically: Bool = true) {
         precondition(minMatch >= 1 && maxMatch >= minMatch, "suffix drafter needs 1 <= minMatch <= maxMatch")
         self.minMatch = minMatch
         self.maxMatch = maxMatch
         self.historyCapacity = historyCapacity
         self.maxOccurrences = maxOccurrences
+        self.archivesAutomatically = archivesAutomatically
+    }
+
+    /// Adds a finished sequence (prompt and output) to the history; the oldest sequences are
+    /// dropped once the history has more than `historyCapacity` tokens.
+    public func addToHistory(_ tokens: [Int32]) {
+        guard !tokens.isEmpty else { return }
+        history.append(tokens)
+        historyCount += tokens.count
+        while historyCount > historyCapacity, !history.isEmpty {
+            historyCount -= history.removeFirst().count
+        }
     }
 
     public func propose(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree {
         guard let root = context.last else { preconditionFailure("the suffix drafter needs a non-empty context") }
-        archiveIfNewGeneration(context)
-        lastContext = context
+        if archivesAutomatically {
+            archiveIfNewGeneration(context)
+            lastContext = context
+        }
         var tree = DraftTree(root: root)
         guard budget > 0, maxDepth > 0, context.count >= 2 else { return tree }
 
@@ -49,11 +67,7 @@ public final class SuffixDrafter: Drafter {
     /// Adds the finished generation to the history when `context` does not extend it.
     private func archiveIfNewGeneration(_ context: [Int32]) {
         guard !lastContext.isEmpty, !context.starts(with: lastContext) else { return }
-        history.append(lastContext)
-        historyCount += lastContext.count
-        while historyCount > historyCapacity, !history.isEmpty {
-            historyCount -= history.removeFirst().count
-        }
+        addToHistory(lastContext)
     }
 
     /// Continuations (up to `depth` tokens) after occurrences of `suffix`: first in the

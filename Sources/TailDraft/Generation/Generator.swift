@@ -101,6 +101,12 @@ public final class Generator: @unchecked Sendable {
         guard promptTokens.count < contextLength else {
             throw GenerationError.promptTooLong(promptTokens: promptTokens.count, contextLength: contextLength)
         }
+        try Self.validate(options: options)
+    }
+
+    /// Checks the token limit and the sampling parameters.
+    /// - Throws: `GenerationError.invalidOption` naming the first invalid value.
+    static func validate(options: GenerationOptions) throws {
         guard options.maxTokens >= 0 else {
             throw GenerationError.invalidOption(name: "max tokens", value: String(options.maxTokens), expected: "0 or more")
         }

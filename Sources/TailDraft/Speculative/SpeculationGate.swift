@@ -33,7 +33,11 @@ struct SpeculationGate {
     }
 
     /// The budget with the most expected committed tokens per unit of verification cost.
-    var budget: Int {
+    var budget: Int { budget(cost: cost) }
+
+    /// Returns the budget with the most expected committed tokens per unit of `cost`, for
+    /// callers whose cost per row changes from step to step, such as a shrinking batch.
+    func budget(cost: VerificationCost) -> Int {
         var best = 0
         var bestRate = minimumGain
         var expected = 1.0
