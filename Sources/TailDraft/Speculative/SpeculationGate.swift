@@ -15,10 +15,9 @@ struct SpeculationGate {
     let maxBudget: Int
     /// Weight of the newest step in each moving average.
     let smoothing = 0.25
-    /// Expected gain over a plain step below which the gate does not draft. A speculative step
-    /// also pays for bookkeeping the cost table leaves out (verification, cache compaction)
-    /// and runs at contexts other than the table's, so a predicted gain of a few percent is
-    /// within the table's error and more often a loss than a win.
+    /// Expected gain over a plain step below which the gate does not draft. The cost table
+    /// leaves out a speculative step's bookkeeping (verification, cache compaction) and is
+    /// measured at one context length. A predicted gain of a few percent is within its error.
     let minimumGain = 1.05
     /// `acceptedAtLeast[d - 1]`: estimated probability that the accepted path reaches depth d.
     private(set) var acceptedAtLeast: [Double]

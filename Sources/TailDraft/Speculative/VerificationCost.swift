@@ -33,14 +33,14 @@ public struct VerificationCost: Sendable, Equatable {
     /// more as the context grows, so this sits between a short prompt and a long answer.
     public static let measuredContext = 256
 
-    /// Version of the measurement, part of the cache key: a kernel or method change that
+    /// Version of the measurement, part of the cache key. A kernel or method change that
     /// moves the costs bumps it, so tables measured before are not reused.
     static let measurementVersion = 3
 
     /// Measures forward time for 1...maxRows rows after `context` tokens of a scratch cache.
     ///
-    /// Row counts take turns within each of `repeats` rounds and each keeps its fastest pass:
-    /// other work on the machine only ever adds time, so the minimum is the estimate a busy
+    /// Row counts take turns within each of `repeats` rounds and each keeps its fastest pass.
+    /// Other work on the machine only ever adds time, so the minimum is the estimate a busy
     /// moment disturbs least. A table where more rows would cost less than fewer is made
     /// non-decreasing. Costs about maxRows x repeats forward passes.
     public static func measure(model: Transformer, maxRows: Int = 8, context: Int = measuredContext, repeats: Int = 5) throws -> VerificationCost {
