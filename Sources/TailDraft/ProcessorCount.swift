@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-enum ProcessorCount {
+public enum ProcessorCount {
     /// Online CPU cores, at least 1.
-    static var online: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+    public static var online: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }

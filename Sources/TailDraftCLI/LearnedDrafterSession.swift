@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import TailDraft
 
 /// The learned drafter of one `generate` run: loaded from --drafter (or new and random),
@@ -10,6 +13,7 @@ final class LearnedDrafterSession {
     init(_ args: Arguments, engine: Engine) throws {
         let target = DrafterTarget(model: engine.model)
         path = args.string("drafter")
+        if let path { try Self.checkFolder(of: path) }
         var checkpoint: DrafterCheckpoint
         if let path, let saved = try DrafterCheckpoint.loadIfPresent(path: path, target: target) {
             checkpoint = saved
@@ -38,7 +42,24 @@ final class LearnedDrafterSession {
         guard !cores.isEmpty, cores.allSatisfy({ $0 != nil && $0! >= 0 }) else {
             throw UsageError(description: "invalid value '\(text)' for --train-cores: expected CPU core indices separated by commas, such as 1 or 0,1")
         }
+        let online = ProcessorCount.online
+        if let missing = cores.first(where: { $0! >= online }) {
+            throw UsageError(description: "invalid core \(missing!) for --train-cores: this machine has cores 0 to \(online - 1)")
+        }
         return cores.map { $0! }
+    }
+
+    /// Checks before generating that the checkpoint's folder exists and is writable, so a
+    /// typo in --drafter does not cost the run and its training at the end.
+    static func checkFolder(of path: String) throws {
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
+        var info = stat()
+        guard stat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw UsageError(description: "folder \(folder) for --drafter \(path) does not exist: create it or choose another path")
+        }
+        guard access(folder, W_OK) == 0 else {
+            throw UsageError(description: "folder \(folder) for --drafter \(path) is not writable: choose another path")
+        }
     }
 
     /// Formats the statistics as one line for standard error.

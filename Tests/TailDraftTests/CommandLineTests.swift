@@ -225,4 +225,21 @@ import Testing
         #expect(run.status == 2)
         #expect(run.standardError.contains("'magic' for --speculate: expected none, lookup, suffix, auto or learned"))
     }
+
+    /// A checkpoint path in a folder that does not exist fails before generating anything.
+    @Test func drafterInMissingFolderFailsFirst() throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--max-tokens", "4",
+                                            "--speculate", "learned", "--drafter", "/nonexistent-taildraft/d.bin"])
+        #expect(run.status == 2)
+        #expect(run.standardOutput.isEmpty)
+        #expect(run.standardError == "error: folder /nonexistent-taildraft for --drafter /nonexistent-taildraft/d.bin does not exist: create it or choose another path\n")
+    }
+
+    @Test func trainCoreBeyondMachineIsRejected() throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--max-tokens", "4",
+                                            "--speculate", "learned", "--train-cores", "0,4096"])
+        #expect(run.status == 2)
+        #expect(run.standardOutput.isEmpty)
+        #expect(run.standardError.contains("invalid core 4096 for --train-cores: this machine has cores 0 to "))
+    }
 }
