@@ -115,9 +115,10 @@ enum Help {
     finish_reason ("stop" or "length") and completion_tokens.
 
     Each response has its own sampler, seeded from --seed, the step, the prompt's index and
-    the sample index. The "seed" field is that seed: 'taildraft generate --seed' with it and
-    the same prompt and sampling options gives the same tokens, whatever else ran in the
-    batch.
+    the sample index. The "seed" field is that seed. With --speculate none, or temperature 0,
+    'taildraft generate --seed' with it and the same prompt and sampling options gives the
+    same tokens, whatever else ran in the batch. A sampled response that finishes while the
+    tail speculates has the target's distribution but not those exact tokens.
 
     Prompt file: one object per line, {"id": "q1", "prompt": "raw text"} or
     {"id": "q1", "messages": [{"role": "user", "content": "text"}]} for chat, which gets the

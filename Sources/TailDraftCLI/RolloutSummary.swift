@@ -22,12 +22,14 @@ enum RolloutSummary {
         let figures = report.speculation
         if options.mode == .none {
             lines.append("speculation: off; \(tail) is timed in the tail columns")
+        } else if figures.sequenceSteps == 0 {
+            lines.append("speculation: \(options.mode.rawValue) in \(tail): no pass ran in the tail")
         } else {
             lines.append("speculation: \(options.mode.rawValue) in \(tail): \(figures.sequenceSteps) sequence steps, " +
                          "\(figures.accepted) of \(figures.drafted) drafted tokens accepted (\(fixed(figures.acceptanceRate * 100, 1)) %), " +
                          "tau \(fixed(figures.acceptanceLength, 2)) tokens per sequence step, drafting \(fixed(figures.draftSeconds, 2)) s")
         }
-        if let bandit = report.bandit {
+        if let bandit = report.bandit, !bandit.buckets.isEmpty {
             lines.append("bandit, committed tokens/s per strategy (pulls), best marked *:")
             for key in bandit.buckets.keys.sorted() {
                 let bucket = bandit.buckets[key]!
