@@ -97,9 +97,13 @@ final class RolloutSequence {
         let root = context[context.count - 1]
         var tree = DraftTree(root: root)
         pendingGated = false
-        if let drafter = plan.drafter, plan.budget > 0 {
+        // A step emits its accepted drafts and one token of the target's, so drafts past the
+        // tokens this response has left could never be kept.
+        let useful = output.maxTokens - output.tokens.count - 1
+        if let drafter = plan.drafter, plan.budget > 0, useful > 0 {
             // Clamp so every node's position and KV slot stays inside the cache.
-            tree = drafter.propose(context: context, budget: min(plan.budget, room - 1), maxDepth: min(plan.maxDepth, room - 1))
+            tree = drafter.propose(context: context, budget: min(plan.budget, room - 1, useful),
+                                   maxDepth: min(plan.maxDepth, room - 1, useful))
             var budget = plan.budget
             if plan.adaptive {
                 if gate == nil { gate = SpeculationGate(maxBudget: plan.budget, cost: plan.cost) }
