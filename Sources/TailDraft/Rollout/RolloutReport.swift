@@ -79,10 +79,10 @@ public struct RolloutReport {
             ("samples_per_prompt", .int(samplesPerPrompt)),
             ("options", .object([
                 ("max_tokens", .int(options.maxTokens)),
-                ("temperature", .number(Double(sampling.temperature))),
+                ("temperature", .number(Self.shortest(sampling.temperature))),
                 ("top_k", .int(sampling.topK)),
-                ("top_p", .number(Double(sampling.topP))),
-                ("min_p", .number(Double(sampling.minP))),
+                ("top_p", .number(Self.shortest(sampling.topP))),
+                ("min_p", .number(Self.shortest(sampling.minP))),
                 ("seed", .string(String(options.seed))),
                 ("max_running_sequences", .int(options.maxRunningSequences)),
                 ("kv_budget_tokens", options.kvBudgetTokens.map { .int($0) } ?? .null),
@@ -162,5 +162,13 @@ public struct RolloutReport {
                 })),
             ])
         })
+    }
+}
+
+extension RolloutReport {
+    /// The Double that prints as the Float's shortest decimal form (0.7, not
+    /// 0.699999988079071), so option values in report.json read as they were typed.
+    static func shortest(_ value: Float) -> Double {
+        Double("\(value)") ?? Double(value)
     }
 }
