@@ -48,6 +48,9 @@ enum Help {
                            auto, which uses whichever of the two recent steps accepted more;
                            or learned, a small neural drafter that reads the model's hidden
                            states and trains itself on the generated text in the background.
+                           With --drafter, auto also merges the learned drafter's branches
+                           into its trees while they add accepted tokens, and drops them
+                           when they stop adding.
                            Output is unchanged: the same tokens when greedy, the same
                            distribution when sampling. Speculation switches itself off
                            while drafts are rarely accepted, and back on when they match.
@@ -58,11 +61,12 @@ enum Help {
                            kernel path and thread count (well under a second) and kept in
                            $XDG_CACHE_HOME/taildraft or ~/.cache/taildraft.
       --draft-depth N      Most drafted tokens in a row after the newest one (default 8, 1...64).
-      --drafter PATH       With --speculate learned: load the drafter from PATH when the file
-                           exists (it must have been trained for the same model file), and
-                           save it there during training and at exit. Without it the drafter
-                           starts untrained and is discarded.
-      --train-cores LIST   With --speculate learned: CPU cores for the training thread, such
+      --drafter PATH       With --speculate learned or auto: load the drafter from PATH when
+                           the file exists (it must have been trained for the same model
+                           file), and save it there during training and at exit. Without it
+                           the learned drafter starts untrained and is discarded, and auto
+                           does not use it.
+      --train-cores LIST   With the learned drafter: CPU cores for the training thread, such
                            as 1 or 0,1 (default: any core). Training runs at idle priority.
       --threads N          CPU threads for the kernels (default: the number of cores).
                            Output does not depend on it.

@@ -214,6 +214,28 @@ import Testing
         }
     }
 
+    /// --speculate auto with --drafter merges the learned drafter's branches (or tries to),
+    /// keeps the plain greedy text, reports the merge counts and saves the checkpoint.
+    @Test func autoWithDrafterKeepsTextAndReportsMerges() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory.appendingPathComponent("drafter.bin").path
+            let common = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is", "--temperature", "0",
+                          "--max-tokens", "32", "--json"]
+            let plain = try CommandLineTests.run(common)
+            let a = try #require(try JSONSerialization.jsonObject(with: Data(plain.standardOutput.utf8)) as? [String: Any])
+            let auto = try CommandLineTests.run(common + ["--speculate", "auto", "--drafter", path])
+            #expect(auto.status == 0, "stderr: \(auto.standardError)")
+            let b = try #require(try JSONSerialization.jsonObject(with: Data(auto.standardOutput.utf8)) as? [String: Any])
+            #expect((a["token_ids"] as? [Int]) == (b["token_ids"] as? [Int]))
+            let statistics = try #require(b["speculation"] as? [String: Any])
+            for key in ["merged_steps", "merges", "drops", "merge_gain"] {
+                #expect(statistics[key] != nil, "missing \(key)")
+            }
+            #expect(b["drafter_training"] != nil)
+            #expect(FileManager.default.fileExists(atPath: path), "the checkpoint is saved at exit")
+        }
+    }
+
     @Test func drafterWithoutLearnedIsRejected() throws {
         let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--drafter", "x.bin"])
         #expect(run.status == 2)
