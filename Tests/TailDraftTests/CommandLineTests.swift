@@ -236,6 +236,28 @@ import Testing
         }
     }
 
+    /// train-drafter generates from a prompt file for the given time, trains on it and saves
+    /// the checkpoint. A run without --minutes is rejected before anything loads.
+    @Test func trainDrafterSavesCheckpoint() throws {
+        try withTemporaryDirectory { directory in
+            let prompts = directory.appendingPathComponent("prompts.jsonl").path
+            let lines = "{\"id\": \"a\", \"prompt\": \"The capital of France is\"}\n" +
+                "{\"id\": 2, \"messages\": [{\"role\": \"user\", \"content\": \"Name three colors.\"}]}\n"
+            try lines.write(toFile: prompts, atomically: true, encoding: .utf8)
+            let path = directory.appendingPathComponent("drafter.bin").path
+            let common = ["train-drafter", "--model", Fixtures.smolLMPath, "--prompts", prompts, "--drafter", path]
+            let run = try CommandLineTests.run(common + ["--minutes", "0.02", "--max-tokens", "16", "--train-cores", "0"])
+            #expect(run.status == 0, "stderr: \(run.standardError)")
+            #expect(run.standardError.contains("train-drafter: "), "a progress line and the summary")
+            #expect(run.standardError.contains("drafter training: "))
+            #expect(FileManager.default.fileExists(atPath: path))
+
+            let missing = try CommandLineTests.run(common)
+            #expect(missing.status == 2)
+            #expect(missing.standardError.contains("missing required option --minutes"))
+        }
+    }
+
     @Test func drafterWithoutLearnedIsRejected() throws {
         let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--drafter", "x.bin"])
         #expect(run.status == 2)
