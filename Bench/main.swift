@@ -29,6 +29,9 @@ Benchmarks:
                 sequences), tokens per second inside the tail and its speedup, tau, and the
                 end-to-end bound Amdahl's law gives for that share and tail speedup.
                 Threads default to 2.
+  drafter       The learned drafter's forward time per tree level (4 rows) and for the
+                root's row, from F32 weights and from the Q8_0 copy, next to one target
+                decode step after a 256-token context. Threads default to 1.
 
 Options:
   --model PATH     GGUF model file (required).
@@ -160,8 +163,11 @@ do {
                                          maxRunning: options.maxRunning, rounds: options.roundsGiven ? options.rounds : 1)
         let results = try benchmark.run(progress: !options.json)
         print(options.json ? benchmark.json(results) : benchmark.table(results))
+    case "drafter":
+        let benchmark = DrafterBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, rounds: options.rounds)
+        print(benchmark.table(try benchmark.run(progress: true)))
     default:
-        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative and rollout")
+        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative, rollout and drafter")
     }
 } catch {
     fail("\(error)")

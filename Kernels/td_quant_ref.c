@@ -89,6 +89,27 @@ int td_quantize_row_q8_act(const float *x, td_block_q8_act *y, int64_t n) {
     return TD_OK;
 }
 
+int td_quantize_row_q8_0(const float *x, void *dst, int64_t n) {
+    if (x == NULL || dst == NULL || n < 0 || n % TD_QK != 0) return TD_EINVAL;
+    td_block_q8_0 *y = (td_block_q8_0 *)dst;
+    for (int64_t b = 0; b < n / TD_QK; b++) {
+        const float *xb = x + b * TD_QK;
+        float amax = 0.0f;
+        for (int j = 0; j < TD_QK; j++) {
+            const float v = fabsf(xb[j]);
+            if (v > amax) amax = v;
+        }
+        /* Dividing by the stored (half-rounded) scale keeps each error within half a step. */
+        y[b].d = td_fp32_to_fp16(amax / 127.0f);
+        const float d = td_fp16_to_fp32(y[b].d);
+        for (int j = 0; j < TD_QK; j++) {
+            const float q = d != 0.0f ? nearbyintf(xb[j] / d) : 0.0f;    /* round half to even */
+            y[b].qs[j] = (int8_t)(q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q));
+        }
+    }
+    return TD_OK;
+}
+
 int td_dequantize_row(int type, const void *src, float *dst, int64_t n) {
     if (n < 0) return TD_EINVAL;
     switch (type) {

@@ -93,6 +93,10 @@ float td_bf16_to_fp32(uint16_t h);
 
 /* Quantizes n activations (n a multiple of 32) into n / 32 blocks. */
 int td_quantize_row_q8_act(const float *x, td_block_q8_act *y, int64_t n);
+/* Quantizes n weights (n a multiple of 32) into n / 32 Q8_0 blocks: each block's scale is
+ * its largest magnitude / 127 rounded to half precision, and each value the nearest multiple
+ * of that scale (ties to even), so |x - d * q| <= d / 2. */
+int td_quantize_row_q8_0(const float *x, void *dst, int64_t n);
 /* Dequantizes one row of n elements of any supported type into floats. */
 int td_dequantize_row(int type, const void *src, float *dst, int64_t n);
 

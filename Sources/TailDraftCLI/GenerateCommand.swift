@@ -27,9 +27,12 @@ enum GenerateCommand {
 
         let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: context)
         let promptTokens = args.flag("chat") ? try engine.tokenizeChat(userMessage: prompt) : engine.tokenizePrompt(prompt)
-        let learned = args.string("speculate") == "learned" ? try LearnedDrafterSession(args, engine: engine) : nil
+        // --speculate auto merges the learned drafter's branches only when --drafter names it.
+        let mode = args.string("speculate")
+        let usesLearned = mode == "learned" || (mode == "auto" && args.string("drafter") != nil)
+        let learned = usesLearned ? try LearnedDrafterSession(args, engine: engine) : nil
         if learned == nil && (args.string("drafter") != nil || args.string("train-cores") != nil) {
-            throw UsageError(description: "--drafter and --train-cores need --speculate learned")
+            throw UsageError(description: "--drafter and --train-cores need --speculate learned, or --speculate auto with --drafter")
         }
         var speculation = try speculationOptions(args, learned: learned?.drafter)
         if let budget = speculation?.budget {
@@ -76,7 +79,7 @@ enum GenerateCommand {
                     ("acceptance_by_depth", .array(s.acceptanceByDepth.map { .number($0) })),
                     ("draft_ms", .number(s.draftSeconds * 1000)),
                     ("verify_ms", .number(s.verifySeconds * 1000)),
-                ])))
+                ] + mergeFields(speculation?.drafter))))
             }
             if let training, let drafter = learned?.drafter {
                 fields.append(("drafter_training", LearnedDrafterSession.json(training, drafter: drafter)))
@@ -94,6 +97,10 @@ enum GenerateCommand {
                               "(\(fixed(s.acceptanceRate * 100, 1)) %), \(fixed(s.acceptanceLength, 2)) tokens per step, " +
                               "drafting \(fixed(s.draftSeconds * 1000, 1)) ms, verifying \(fixed(s.verifySeconds * 1000, 1)) ms")
             }
+            if let auto = speculation?.drafter as? AutoDrafter, auto.mergedDrafter != nil {
+                Console.error("auto: learned branches in \(auto.mergedSteps) steps, merged \(auto.merges) and dropped \(auto.drops) times, " +
+                              "\(fixed(auto.expectedGain, 2)) extra tokens per step at the end")
+            }
             if let training, let drafter = learned?.drafter {
                 Console.error(LearnedDrafterSession.summary(training, drafter: drafter))
             }
@@ -103,7 +110,8 @@ enum GenerateCommand {
 }
 
 /// Reads --speculate, --draft-budget and --draft-depth; nil when speculation is off.
-/// `learned` is the drafter for --speculate learned.
+/// `learned` is the drafter for --speculate learned, and the drafter whose branches
+/// --speculate auto merges when given.
 private func speculationOptions(_ args: Arguments, learned: LearnedDrafter?) throws -> SpeculationOptions? {
     let budget = try args.int("draft-budget", default: 3, range: 1...64)
     let depth = try args.int("draft-depth", default: 8, range: 1...64)
@@ -115,13 +123,22 @@ private func speculationOptions(_ args: Arguments, learned: LearnedDrafter?) thr
     case "suffix":
         return SpeculationOptions(drafter: SuffixDrafter(), budget: budget, maxDepth: depth)
     case "auto":
-        return SpeculationOptions(drafter: AutoDrafter(), budget: budget, maxDepth: depth)
+        return SpeculationOptions(drafter: AutoDrafter(merging: learned), budget: budget, maxDepth: depth)
     case "learned":
         guard let learned else { return nil }
         return SpeculationOptions(drafter: learned, budget: budget, maxDepth: depth)
     case let other:
         throw UsageError(description: "invalid value '\(other)' for --speculate: expected none, lookup, suffix, auto or learned")
     }
+}
+
+/// Returns the JSON fields of an `AutoDrafter` that merges the learned drafter's branches
+/// (steps with merged branches, merges, drops and the final average gain). Other drafters
+/// get none.
+private func mergeFields(_ drafter: (any Drafter)?) -> [(String, JSON)] {
+    guard let auto = drafter as? AutoDrafter, auto.mergedDrafter != nil else { return [] }
+    return [("merged_steps", .int(auto.mergedSteps)), ("merges", .int(auto.merges)), ("drops", .int(auto.drops)),
+            ("merge_gain", .number(auto.expectedGain))]
 }
 
 /// "1 token", "2 tokens".

@@ -8,12 +8,45 @@ enum Help {
     Commands:
       generate   Generate text from a prompt, streaming it to standard output.
       rollout    Generate many responses to a file of prompts with continuous batching.
+      train-drafter
+                 Train the learned drafter on the model's responses to a file of prompts.
       tokenize   Print the token ids of a text.
       info       Print a model's architecture, sizes, tensor types and tokenizer.
       help       Show this text, or 'taildraft help <command>' for one command.
       version    Print the version.
 
     Run 'taildraft <command> --help' for the options of a command.
+    """
+
+    static let trainDrafter = """
+    Usage: taildraft train-drafter --model PATH --prompts FILE.jsonl --minutes N --drafter PATH [options]
+
+    Generates responses to the prompts of a JSON Lines file, one after another and from the
+    first again when all are done, for --minutes, while the learned drafter trains on them
+    in the background (as 'generate --speculate learned' does). The response under way when
+    the time is up is finished. The drafter is loaded from --drafter when the file exists
+    and saved there during training and at exit; use it with 'generate --speculate learned
+    --drafter PATH' or '--speculate auto --drafter PATH'. A progress line goes to standard
+    error at most every 5 seconds, and a summary at the end.
+
+    Prompt file: one object per line, {"id": "q1", "prompt": "raw text"} or
+    {"id": "q1", "messages": [{"role": "user", "content": "text"}]} for chat, as for rollout.
+
+    Options:
+      --model PATH         GGUF model file (required).
+      --prompts FILE       Prompt file in JSON Lines format (required).
+      --minutes N          Time to generate and train, in minutes; may be fractional
+                           (required).
+      --drafter PATH       Drafter checkpoint to continue from and save to (required).
+      --max-tokens N       Maximum tokens per response (default 256).
+      --temperature T      Softmax temperature; 0 (the default) trains on greedy responses.
+      --seed N             Sampling seed of the first response; each later one adds 1
+                           (default 0).
+      --train-cores LIST   CPU cores for the training thread, such as 1 or 0,1 (default:
+                           any core). Training runs at idle priority.
+      --threads N          CPU threads for generation (default: the number of cores).
+      --context N          KV cache size in tokens (default: the model's trained context,
+                           at most 4096).
     """
 
     static let generate = """
@@ -48,6 +81,9 @@ enum Help {
                            auto, which uses whichever of the two recent steps accepted more;
                            or learned, a small neural drafter that reads the model's hidden
                            states and trains itself on the generated text in the background.
+                           With --drafter, auto also merges the learned drafter's branches
+                           into its trees while they add accepted tokens, and drops them
+                           when they stop adding.
                            Output is unchanged: the same tokens when greedy, the same
                            distribution when sampling. Speculation switches itself off
                            while drafts are rarely accepted, and back on when they match.
@@ -58,11 +94,12 @@ enum Help {
                            kernel path and thread count (well under a second) and kept in
                            $XDG_CACHE_HOME/taildraft or ~/.cache/taildraft.
       --draft-depth N      Most drafted tokens in a row after the newest one (default 8, 1...64).
-      --drafter PATH       With --speculate learned: load the drafter from PATH when the file
-                           exists (it must have been trained for the same model file), and
-                           save it there during training and at exit. Without it the drafter
-                           starts untrained and is discarded.
-      --train-cores LIST   With --speculate learned: CPU cores for the training thread, such
+      --drafter PATH       With --speculate learned or auto: load the drafter from PATH when
+                           the file exists (it must have been trained for the same model
+                           file), and save it there during training and at exit. Without it
+                           the learned drafter starts untrained and is discarded, and auto
+                           does not use it.
+      --train-cores LIST   With the learned drafter: CPU cores for the training thread, such
                            as 1 or 0,1 (default: any core). Training runs at idle priority.
       --threads N          CPU threads for the kernels (default: the number of cores).
                            Output does not depend on it.

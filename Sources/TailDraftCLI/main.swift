@@ -16,6 +16,8 @@ do {
         try GenerateCommand.run(rest)
     case "rollout":
         try RolloutCommand.run(rest)
+    case "train-drafter":
+        try TrainDrafterCommand.run(rest)
     case "tokenize":
         try TokenizeCommand.run(rest)
     case "info":
@@ -24,16 +26,17 @@ do {
         switch rest.first {
         case "generate": print(Help.generate)
         case "rollout": print(Help.rollout)
+        case "train-drafter": print(Help.trainDrafter)
         case "tokenize": print(Help.tokenize)
         case "info": print(Help.info)
         case nil: print(Help.main)
         case let other?:
-            throw UsageError(description: "unknown command '\(other)'; the commands are generate, rollout, tokenize, info and help")
+            throw UsageError(description: "unknown command '\(other)'; the commands are generate, rollout, train-drafter, tokenize, info and help")
         }
     case "version", "--version":
         print("taildraft \(TailDraftVersion.current)")
     default:
-        throw UsageError(description: "unknown command '\(command)'; the commands are generate, rollout, tokenize, info and help")
+        throw UsageError(description: "unknown command '\(command)'; the commands are generate, rollout, train-drafter, tokenize, info and help")
     }
 } catch {
     Console.error("error: \(error)")

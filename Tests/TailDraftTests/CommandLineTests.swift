@@ -214,6 +214,50 @@ import Testing
         }
     }
 
+    /// --speculate auto with --drafter merges the learned drafter's branches (or tries to),
+    /// keeps the plain greedy text, reports the merge counts and saves the checkpoint.
+    @Test func autoWithDrafterKeepsTextAndReportsMerges() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory.appendingPathComponent("drafter.bin").path
+            let common = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is", "--temperature", "0",
+                          "--max-tokens", "32", "--json"]
+            let plain = try CommandLineTests.run(common)
+            let a = try #require(try JSONSerialization.jsonObject(with: Data(plain.standardOutput.utf8)) as? [String: Any])
+            let auto = try CommandLineTests.run(common + ["--speculate", "auto", "--drafter", path])
+            #expect(auto.status == 0, "stderr: \(auto.standardError)")
+            let b = try #require(try JSONSerialization.jsonObject(with: Data(auto.standardOutput.utf8)) as? [String: Any])
+            #expect((a["token_ids"] as? [Int]) == (b["token_ids"] as? [Int]))
+            let statistics = try #require(b["speculation"] as? [String: Any])
+            for key in ["merged_steps", "merges", "drops", "merge_gain"] {
+                #expect(statistics[key] != nil, "missing \(key)")
+            }
+            #expect(b["drafter_training"] != nil)
+            #expect(FileManager.default.fileExists(atPath: path), "the checkpoint is saved at exit")
+        }
+    }
+
+    /// train-drafter generates from a prompt file for the given time, trains on it and saves
+    /// the checkpoint. A run without --minutes is rejected before anything loads.
+    @Test func trainDrafterSavesCheckpoint() throws {
+        try withTemporaryDirectory { directory in
+            let prompts = directory.appendingPathComponent("prompts.jsonl").path
+            let lines = "{\"id\": \"a\", \"prompt\": \"The capital of France is\"}\n" +
+                "{\"id\": 2, \"messages\": [{\"role\": \"user\", \"content\": \"Name three colors.\"}]}\n"
+            try lines.write(toFile: prompts, atomically: true, encoding: .utf8)
+            let path = directory.appendingPathComponent("drafter.bin").path
+            let common = ["train-drafter", "--model", Fixtures.smolLMPath, "--prompts", prompts, "--drafter", path]
+            let run = try CommandLineTests.run(common + ["--minutes", "0.02", "--max-tokens", "16", "--train-cores", "0"])
+            #expect(run.status == 0, "stderr: \(run.standardError)")
+            #expect(run.standardError.contains("train-drafter: "), "a progress line and the summary")
+            #expect(run.standardError.contains("drafter training: "))
+            #expect(FileManager.default.fileExists(atPath: path))
+
+            let missing = try CommandLineTests.run(common)
+            #expect(missing.status == 2)
+            #expect(missing.standardError.contains("missing required option --minutes"))
+        }
+    }
+
     @Test func drafterWithoutLearnedIsRejected() throws {
         let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--drafter", "x.bin"])
         #expect(run.status == 2)

@@ -99,6 +99,29 @@ import Testing
         #expect(td_drafter_top_k(logits, 6, 7, &indices, &probabilities) == TD_EINVAL)
     }
 
+    /// Each weight comes back within half a step of its block's half-precision scale, the
+    /// scale is the block's largest magnitude / 127, and an all-zero block stays zero.
+    @Test(arguments: [32, 96, 576])
+    func q8_0QuantizationIsWithinHalfAStep(_ n: Int) {
+        var rng = SplitMix64(seed: UInt64(n))
+        var x = (0..<n).map { _ in Float.random(in: -3..<3, using: &rng) }
+        x.replaceSubrange(0..<32, with: repeatElement(0, count: 32))
+        var blocks = [UInt8](repeating: 0, count: td_row_bytes(Int32(TD_TYPE_Q8_0.rawValue), Int64(n)))
+        #expect(td_quantize_row_q8_0(x, &blocks, Int64(n)) == TD_OK)
+        var y = [Float](repeating: .nan, count: n)
+        #expect(td_dequantize_row(Int32(TD_TYPE_Q8_0.rawValue), blocks, &y, Int64(n)) == TD_OK)
+        for block in 0..<(n / 32) {
+            let range = block * 32 ..< block * 32 + 32
+            let amax = x[range].map(abs).max()!
+            let d = td_fp16_to_fp32(td_fp32_to_fp16(amax / 127))
+            for i in range {
+                #expect(abs(x[i] - y[i]) <= d / 2, "element \(i): \(x[i]) came back as \(y[i]) with scale \(d)")
+            }
+        }
+        #expect(y[0..<32].allSatisfy { $0 == 0 })
+        #expect(td_quantize_row_q8_0(x, &blocks, 31) == TD_EINVAL, "n must be a multiple of 32")
+    }
+
     @Test func adamwFirstStepMovesByLearningRate() {
         var parameters: [Float] = [1, -2, 0.5]
         let gradients: [Float] = [0.3, -4, 0]

@@ -117,6 +117,78 @@ func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter
         }
     }
 
+    /// Predicted states and logits of `rows` causal rows of random input, from the F32
+    /// parameters or from the snapshot's Q8_0 copy.
+    func forwardOutputs(_ weights: DrafterWeights, rows m: Int, quantized: Bool) -> (predicted: [Float], logits: [Float]) {
+        let c = weights.config
+        let network = DrafterNetwork(config: c)
+        var rng = SplitMix64(seed: 12)
+        let input = network.floats(.input, rows: m)
+        for i in 0..<(m * 2 * c.hiddenSize) { input[i] = Float.random(in: -1..<1, using: &rng) }
+        let keys = UnsafeMutablePointer<Float>.allocate(capacity: m * c.kvDim), values = UnsafeMutablePointer<Float>.allocate(capacity: m * c.kvDim)
+        defer { keys.deallocate(); values.deallocate() }
+        var offsets: [Int32] = [0], slots: [Int32] = []
+        for row in 0..<m {
+            slots.append(contentsOf: 0...Int32(row))
+            offsets.append(Int32(slots.count))
+        }
+        let span = DrafterNetwork.AttentionSpan(keys: keys, values: values, firstSlot: 0, slotOffsets: offsets, slots: slots)
+        network.forward(weights, rows: m, positions: (0..<m).map { Int32($0) }, attention: span, logitsFrom: 0,
+                        inference: quantized ? weights.inference : nil)
+        return (Array(UnsafeBufferPointer(start: network.floats(.predicted, rows: m), count: m * c.hiddenSize)),
+                Array(UnsafeBufferPointer(start: network.floats(.logits, rows: m), count: m * c.draftVocabularySize)))
+    }
+
+    /// The Q8_0 copy covers every matrix and the head, and its forward pass stays within a
+    /// few percent of the F32 one (relative to the largest magnitude).
+    @Test func quantizedForwardIsCloseToF32() throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let weights = try DrafterWeights.random(config: Self.config, target: target, seed: 10)
+                let inference = try #require(weights.inference)
+                for tensor in DrafterTensor.allCases {
+                    #expect((inference.data(tensor) != nil) == !tensor.isNorm, "\(tensor)")
+                }
+                #expect(inference.head != nil)
+                let exact = forwardOutputs(weights, rows: 5, quantized: false)
+                let quantized = forwardOutputs(weights, rows: 5, quantized: true)
+                #expect(exact.logits != quantized.logits, "the quantized path must actually run")
+                for (name, a, b) in [("predicted", exact.predicted, quantized.predicted), ("logits", exact.logits, quantized.logits)] {
+                    let scale = a.map(abs).max()!
+                    let error = zip(a, b).map { abs($0 - $1) }.max()!
+                    #expect(error <= 0.05 * scale, "\(name): largest error \(error) against largest value \(scale)")
+                }
+            }
+        }
+    }
+
+    /// Speculative output equals plain greedy output whether drafting reads the Q8_0 copy or
+    /// the F32 parameters, also when a matrix (here the MLP's down projection, 40 columns)
+    /// has no Q8_0 copy and stays F32.
+    @Test(arguments: [64, 40])
+    func quantizedDrafterEqualsPlainGreedy(_ feedForwardSize: Int) throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                var config = Self.config
+                config.feedForwardSize = feedForwardSize
+                let weights = try DrafterWeights.random(config: config, target: target, seed: 5)
+                #expect((weights.inference?.data(.down) != nil) == (feedForwardSize % 32 == 0))
+                for quantized in [true, false] {
+                    let drafter = LearnedDrafter(weights: weights, target: target)
+                    drafter.usesQuantizedWeights = quantized
+                    for prompt in Self.prompts(count: 2, length: 9, seed: 23) {
+                        let reference = try plainGreedy(engine, prompt, maxTokens: 50)
+                        let result = try speculativeGreedy(engine, prompt, drafter: drafter, maxTokens: 50, budget: 6)
+                        #expect(result.tokenIds == reference.tokenIds, "quantized \(quantized), prompt \(prompt)")
+                        #expect((result.speculation?.drafted ?? 0) > 0)
+                    }
+                }
+            }
+        }
+    }
+
     @Test func autoDrafterForwardsHiddenStates() throws {
         try KernelGate.run {
             try withTinyEngine(Self.spec) { engine in

@@ -2,23 +2,71 @@
 /// whose recent steps accepted the most tokens, and every `exploreEvery` steps lets another
 /// one draft so its estimate stays current. The choice depends only on acceptance, never on
 /// timing, so seeded sampled runs are reproducible.
+///
+/// With a `mergedDrafter` (the learned drafter), its branches are merged into the chosen
+/// drafter's tree while they add accepted tokens. Every step with merged branches measures
+/// the gain: the accepted tokens minus those the chosen drafter's own tree would have
+/// matched. While the branches are not merged, a trial merge every `policy.probeEvery`
+/// steps keeps that measure current. The moving average of the gain merges the branches
+/// above `policy.mergeAbove` and drops them below `policy.dropBelow`.
 public final class AutoDrafter: Drafter {
+    /// When `AutoDrafter` merges `mergedDrafter`'s branches into its trees.
+    public struct MergePolicy: Sendable, Equatable {
+        /// Steps between trial merges while the branches are not merged.
+        public var probeEvery: Int
+        /// Average extra accepted tokens per step above which the branches are merged.
+        public var mergeAbove: Double
+        /// Average extra accepted tokens per step below which merged branches are dropped.
+        public var dropBelow: Double
+        /// Most drafted nodes left for the merged branches; nil for half the budget.
+        public var reserved: Int?
+
+        /// NOTE: the default thresholds are estimates, not tuned by measurement. Merged
+        /// branches cost drafting time (about a tenth of a target step for the learned
+        /// drafter) and verification rows, which a quarter of a token per step should repay.
+        public init(probeEvery: Int = 8, mergeAbove: Double = 0.25, dropBelow: Double = 0.1, reserved: Int? = nil) {
+            self.probeEvery = max(1, probeEvery)
+            self.mergeAbove = mergeAbove
+            self.dropBelow = min(dropBelow, mergeAbove)
+            self.reserved = reserved
+        }
+    }
+
     public let name = "auto"
     public let drafters: [any Drafter]
     public let exploreEvery: Int
+    /// The drafter whose branches are merged into the chosen drafter's tree, if any; it is
+    /// not one of `drafters`.
+    public let mergedDrafter: (any Drafter)?
+    public let policy: MergePolicy
     /// Weight of the newest step in each drafter's moving average of accepted tokens.
     let smoothing = 0.25
 
     private(set) var expectedAccepted: [Double]
     /// Steps drafted by each drafter.
     public private(set) var uses: [Int]
+    /// Whether the merged drafter's branches join every tree now (trial merges aside).
+    public private(set) var isMerging = false
+    /// Moving average of the accepted tokens the merged branches added per step.
+    public private(set) var expectedGain = 0.0
+    /// Steps whose tree contained merged branches (trial merges included).
+    public private(set) var mergedSteps = 0
+    /// Times the branches were merged and dropped again.
+    public private(set) var merges = 0
+    public private(set) var drops = 0
     private var step = 0
     private var current = 0
+    /// The chosen drafter's own tree in a step with merged branches, to measure the gain.
+    private var primaryTree: DraftTree?
 
-    public init(drafters: [any Drafter] = [SuffixDrafter(), LookupDrafter()], exploreEvery: Int = 8) {
+    public init(drafters: [any Drafter] = [SuffixDrafter(), LookupDrafter()], exploreEvery: Int = 8,
+                merging mergedDrafter: (any Drafter)? = nil, policy: MergePolicy = MergePolicy()) {
         precondition(!drafters.isEmpty, "AutoDrafter needs at least one drafter")
+        precondition(!drafters.contains { $0 === mergedDrafter }, "the merged drafter must not also be one of the drafters")
         self.drafters = drafters
         self.exploreEvery = max(2, exploreEvery)
+        self.mergedDrafter = mergedDrafter
+        self.policy = policy
         // Optimistic start, so every drafter is tried before the estimates settle.
         expectedAccepted = Array(repeating: 1, count: drafters.count)
         uses = Array(repeating: 0, count: drafters.count)
@@ -35,19 +83,53 @@ public final class AutoDrafter: Drafter {
             current = (best + offset) % drafters.count
         }
         uses[current] += 1
-        return drafters[current].propose(context: context, budget: budget, maxDepth: maxDepth)
+        let tree = drafters[current].propose(context: context, budget: budget, maxDepth: maxDepth)
+        primaryTree = nil
+        guard let mergedDrafter, isMerging || step % policy.probeEvery == 0, tree.sampledFrom.isEmpty else { return tree }
+
+        let branches = mergedDrafter.propose(context: context, budget: budget, maxDepth: maxDepth)
+        guard branches.sampledFrom.isEmpty else { return tree }
+        primaryTree = tree
+        mergedSteps += 1
+        return tree.merging(branches, budget: budget, reserved: policy.reserved ?? max(1, budget / 2))
     }
 
     public func observe(context: [Int32], accepted: [Int32], next: Int32) {
-        expectedAccepted[current] += smoothing * (Double(accepted.count) - expectedAccepted[current])
+        var ownAccepted = Double(accepted.count)
+        if let primaryTree {
+            // The chosen drafter's tree alone would have matched this much of the target's
+            // tokens (one more than `accepted` when merging cut its matching branch).
+            let alone = primaryTree.matchedLength(of: accepted + [next])
+            ownAccepted = Double(alone)
+            recordGain(Double(accepted.count - alone))
+        }
+        expectedAccepted[current] += smoothing * (ownAccepted - expectedAccepted[current])
         for drafter in drafters { drafter.observe(context: context, accepted: accepted, next: next) }
+        mergedDrafter?.observe(context: context, accepted: accepted, next: next)
     }
 
-    public var observesHiddenStates: Bool { drafters.contains { $0.observesHiddenStates } }
+    /// Adds one step's gain from the merged branches to the average and merges or drops them.
+    func recordGain(_ gain: Double) {
+        expectedGain += smoothing * (gain - expectedGain)
+        if !isMerging && expectedGain > policy.mergeAbove {
+            isMerging = true
+            merges += 1
+        } else if isMerging && expectedGain < policy.dropBelow {
+            isMerging = false
+            drops += 1
+        }
+    }
+
+    public var observesHiddenStates: Bool {
+        drafters.contains { $0.observesHiddenStates } || mergedDrafter?.observesHiddenStates == true
+    }
 
     public func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {
         for drafter in drafters where drafter.observesHiddenStates {
             drafter.observeHidden(tokens: tokens, hidden: hidden, startPosition: startPosition)
+        }
+        if let mergedDrafter, mergedDrafter.observesHiddenStates {
+            mergedDrafter.observeHidden(tokens: tokens, hidden: hidden, startPosition: startPosition)
         }
     }
 }

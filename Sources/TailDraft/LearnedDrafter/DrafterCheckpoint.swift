@@ -133,7 +133,7 @@ public struct DrafterCheckpoint {
             throw DrafterError.checkpointCorrupt(path: path, problem: "it has \(input.remaining - 8) unexpected bytes before the checksum")
         }
         let weights = DrafterWeights(config: config, vocabulary: vocabulary, head: target.headRows(vocabulary),
-                                     parameters: parameters, version: Int(step))
+                                     parameters: parameters, version: Int(step), forInference: true)
         return DrafterCheckpoint(weights: weights, moments: moments, tokenCounts: counts)
     }
 

@@ -89,10 +89,12 @@ final class DrafterLearner {
 
     var parameters: FloatBuffer { working.parameters }
 
-    /// Returns an immutable copy of the current parameters, vocabulary and head.
-    func snapshot() -> DrafterWeights {
+    /// Returns an immutable copy of the current parameters, vocabulary and head, with the Q8_0
+    /// copy drafting reads when `forInference` (built here, on the trainer's thread, not the
+    /// decode loop's).
+    func snapshot(forInference: Bool = true) -> DrafterWeights {
         DrafterWeights(config: config, vocabulary: working.vocabulary, head: working.head,
-                       parameters: FloatBuffer(copying: working.parameters), version: step)
+                       parameters: FloatBuffer(copying: working.parameters), version: step, forInference: forInference)
     }
 
     /// Switches to another draft vocabulary (the head rows follow it; no parameter changes).

@@ -13,6 +13,8 @@ final class DrafterNetwork {
     /// OpenMP threads for the products; results do not depend on it.
     var threads: Int
     private let workspace = Workspace()
+    /// Quantized activations of `td_matmul`.
+    private let scratchSpace = Workspace()
 
     /// Buffers of the last forward pass, each `rows` rows wide.
     enum Buffer: Int, CaseIterable {
@@ -60,8 +62,14 @@ final class DrafterNetwork {
     /// Runs `rows` rows whose inputs are already in `floats(.input, rows:)`, with RoPE
     /// positions `positions`, and computes logits for rows `logitsFrom..<rows` into
     /// `floats(.logits, ...)` starting at row 0 of that buffer.
+    ///
+    /// With `inference` (the snapshot's Q8_0 copy), the matrices that have a copy are
+    /// multiplied by `td_matmul` instead of the F32 product. Results are then close to the
+    /// F32 ones and still batch-invariant. They are not the values the backward pass expects,
+    /// so training passes nil.
     /// Cost: O(rows x parameters + (rows - logitsFrom) x V x H) multiply-adds plus attention.
-    func forward(_ weights: DrafterWeights, rows m: Int, positions: [Int32], attention: AttentionSpan, logitsFrom: Int) {
+    func forward(_ weights: DrafterWeights, rows m: Int, positions: [Int32], attention: AttentionSpan, logitsFrom: Int,
+                 inference: DrafterInferenceWeights? = nil) {
         precondition(positions.count == m && attention.slotOffsets.count == m + 1, "forward needs one position and slot range per row")
         let c = config, h = c.hiddenSize
         let input = floats(.input, rows: m), x0 = floats(.x0, rows: m), n1 = floats(.n1, rows: m)
@@ -72,37 +80,68 @@ final class DrafterNetwork {
         let keys = attention.keys + attention.firstSlot * c.kvDim, values = attention.values + attention.firstSlot * c.kvDim
 
         // Input projection and attention block.
-        linear(input, rows: m, weights.pointer(.inputProjection), .inputProjection, into: x0)
+        project(input, rows: m, weights, inference, [(.inputProjection, x0)])
         check(td_drafter_rmsnorm(x0, weights.pointer(.attentionNorm), n1, floats(.rstd1, rows: m), Int64(m), Int64(h),
                                  c.rmsNormEpsilon), "td_drafter_rmsnorm")
-        linear(n1, rows: m, weights.pointer(.query), .query, into: q)
-        linear(n1, rows: m, weights.pointer(.key), .key, into: keys)
-        linear(n1, rows: m, weights.pointer(.value), .value, into: values)
+        project(n1, rows: m, weights, inference, [(.query, q), (.key, keys), (.value, values)])
         rope(q, rows: m, heads: c.headCount, positions: positions)
         rope(keys, rows: m, heads: c.kvHeadCount, positions: positions)
         attend(q, rows: m, attention, into: attended)
-        linear(attended, rows: m, weights.pointer(.attentionOutput), .attentionOutput, into: delta)
+        project(attended, rows: m, weights, inference, [(.attentionOutput, delta)])
         x1.update(from: x0, count: m * h)
         check(td_drafter_add(delta, x1, Int64(m * h)), "td_drafter_add")
 
         // MLP block and final norm.
         check(td_drafter_rmsnorm(x1, weights.pointer(.feedForwardNorm), n2, floats(.rstd2, rows: m), Int64(m), Int64(h),
                                  c.rmsNormEpsilon), "td_drafter_rmsnorm")
-        linear(n2, rows: m, weights.pointer(.gate), .gate, into: gate)
-        linear(n2, rows: m, weights.pointer(.up), .up, into: up)
+        project(n2, rows: m, weights, inference, [(.gate, gate), (.up, up)])
         check(td_swiglu(gate, up, activated, Int64(m * c.feedForwardSize)), "td_swiglu")
-        linear(activated, rows: m, weights.pointer(.down), .down, into: delta)
+        project(activated, rows: m, weights, inference, [(.down, delta)])
         x2.update(from: x1, count: m * h)
         check(td_drafter_add(delta, x2, Int64(m * h)), "td_drafter_add")
         check(td_drafter_rmsnorm(x2, weights.pointer(.outputNorm), predicted, floats(.rstd3, rows: m), Int64(m), Int64(h),
                                  c.rmsNormEpsilon), "td_drafter_rmsnorm")
 
         // Head over the draft vocabulary.
-        if logitsFrom < m {
+        if logitsFrom < m, let head = inference?.head {
+            let rows = m - logitsFrom, v = c.draftVocabularySize
+            quantizedProduct(predicted + logitsFrom * h, rows: rows, cols: h,
+                             [td_matrix(type: DrafterInferenceWeights.kernelType, rows: Int64(v), data: head,
+                                        out: floats(.logits, rows: rows), out_stride: Int64(v))], name: "head")
+        } else if logitsFrom < m {
             check(td_drafter_linear(predicted + logitsFrom * h, Int64(m - logitsFrom), Int64(h), weights.head.pointer,
                                     Int64(c.draftVocabularySize), floats(.logits, rows: m - logitsFrom), Int32(threads)),
                   "td_drafter_linear(head)")
         }
+    }
+
+    /// out = x * W^T for each (tensor, out) pair of tensors that share the input `x`: one fused
+    /// `td_matmul` call over their Q8_0 copies when `inference` has all of them, else F32
+    /// products.
+    private func project(_ x: UnsafePointer<Float>, rows m: Int, _ weights: DrafterWeights, _ inference: DrafterInferenceWeights?,
+                         _ jobs: [(DrafterTensor, UnsafeMutablePointer<Float>)]) {
+        let quantized = jobs.compactMap { tensor, out in
+            inference?.data(tensor).map { data in
+                td_matrix(type: DrafterInferenceWeights.kernelType, rows: Int64(tensor.shape(config).rows), data: data,
+                          out: out, out_stride: Int64(tensor.shape(config).rows))
+            }
+        }
+        if quantized.count == jobs.count {
+            quantizedProduct(x, rows: m, cols: jobs[0].0.shape(config).cols, quantized, name: "\(jobs[0].0)")
+            return
+        }
+        for (tensor, out) in jobs {
+            linear(x, rows: m, weights.pointer(tensor), tensor, into: out)
+        }
+    }
+
+    /// Runs `td_matmul` for `matrices`, which share the rows x cols input `x`.
+    private func quantizedProduct(_ x: UnsafePointer<Float>, rows m: Int, cols: Int, _ matrices: [td_matrix], name: String) {
+        let scratch = scratchSpace.buffer(0, bytes: td_matmul_scratch_bytes(Int64(m), Int64(cols)))
+        let status = matrices.withUnsafeBufferPointer {
+            td_matmul($0.baseAddress!, Int32($0.count), x, Int64(m), Int64(cols), Int64(cols), scratch, Int32(threads))
+        }
+        check(status, "td_matmul(\(name))")
     }
 
     /// out = x * W^T for the rows x cols matrix `tensor`.

@@ -120,7 +120,7 @@ public final class DrafterTrainer: @unchecked Sendable {
     /// Returns the trainer's current state as a checkpoint. Call it from the trainer thread, or from
     /// the owner while the thread is stopped.
     public func checkpoint() -> DrafterCheckpoint {
-        DrafterCheckpoint(weights: learner.snapshot(),
+        DrafterCheckpoint(weights: learner.snapshot(forInference: false),
                           moments: (FloatBuffer(copying: learner.firstMoment), FloatBuffer(copying: learner.secondMoment)),
                           tokenCounts: tokenCounts)
     }

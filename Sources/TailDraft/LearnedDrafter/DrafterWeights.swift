@@ -13,8 +13,14 @@ public final class DrafterWeights: @unchecked Sendable {
     let parameters: FloatBuffer
     /// V x H rows of the target's output matrix, in draft vocabulary order.
     let head: FloatBuffer
+    /// The Q8_0 copy drafting reads, built for snapshots that draft (published by the trainer,
+    /// loaded or created), not for the trainer's working copy.
+    /// Set only in `init` (it needs the finished snapshot), so it never changes while read.
+    public private(set) var inference: DrafterInferenceWeights?
 
-    init(config: DrafterConfig, vocabulary: DraftVocabulary, head: FloatBuffer, parameters: FloatBuffer, version: Int) {
+    /// Creates a snapshot; with `forInference`, also builds its Q8_0 copy for drafting.
+    init(config: DrafterConfig, vocabulary: DraftVocabulary, head: FloatBuffer, parameters: FloatBuffer, version: Int,
+         forInference: Bool = false) {
         precondition(vocabulary.count == config.draftVocabularySize, "vocabulary has \(vocabulary.count) tokens, config expects \(config.draftVocabularySize)")
         precondition(head.count == vocabulary.count * config.hiddenSize, "head has \(head.count) floats, expected V x H")
         self.config = config
@@ -24,6 +30,7 @@ public final class DrafterWeights: @unchecked Sendable {
         self.version = version
         layout = DrafterLayout(config: config)
         precondition(parameters.count == layout.count, "parameters have \(parameters.count) floats, the layout needs \(layout.count)")
+        if forInference { inference = DrafterInferenceWeights(self) }
     }
 
     /// Creates a randomly initialised drafter for `target`: matrices uniform in +-1/sqrt(fan-in)
@@ -50,7 +57,7 @@ public final class DrafterWeights: @unchecked Sendable {
             }
         }
         return DrafterWeights(config: config, vocabulary: vocabulary, head: target.headRows(vocabulary),
-                              parameters: parameters, version: 0)
+                              parameters: parameters, version: 0, forInference: true)
     }
 
     func pointer(_ tensor: DrafterTensor) -> UnsafePointer<Float> {

@@ -76,7 +76,8 @@ extension LearnedDrafter {
         cache.reserve(firstSlot + m)
         let span = DrafterNetwork.AttentionSpan(keys: cache.keys, values: cache.values, firstSlot: firstSlot,
                                                 slotOffsets: offsets, slots: slots)
-        network.forward(weights, rows: m, positions: [Int32](repeating: Int32(position), count: m), attention: span, logitsFrom: 0)
+        network.forward(weights, rows: m, positions: [Int32](repeating: Int32(position), count: m), attention: span, logitsFrom: 0,
+                        inference: inferenceWeights)
         cache.commit(m)
 
         let predicted = network.floats(.predicted, rows: m), logits = network.floats(.logits, rows: m)
