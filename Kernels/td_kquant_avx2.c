@@ -9,35 +9,12 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <string.h>
-#include "td_internal.h"
-
-#define TD_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-/* The helpers below repeat a few of td_quant_avx2.c's, which are static there. */
-
-static inline TD_AVX2 float half_to_float(td_fp16 h) {
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
-
-/* Sums the 8 lanes as ((0+4)+(2+6)) + ((1+5)+(3+7)). */
-static inline TD_AVX2 float hsum8(__m256 v) {
-    const __m128 lo = _mm256_castps256_ps128(v);
-    const __m128 hi = _mm256_extractf128_ps(v, 1);
-    __m128 s = _mm_add_ps(lo, hi);
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "td_simd_avx2.h"
 
 /* Sum of signed bytes a[i] * b[i], in int16 pairs: |a| * (b with a's sign). Exact while
  * 2 * max|a| * 127 fits in int16. */
 static inline TD_AVX2 __m256i dot_i8_pairs(__m256i a, __m256i b) {
     return _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-}
-
-/* Sum of unsigned u[i] (at most 31) times signed s[i], as 8 int32 lanes of 4 products each. */
-static inline TD_AVX2 __m256i dot_u8_i8(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
 /* Sum of the 32 signed activation bytes, as 8 int32 lanes of 4 bytes each. */

@@ -5,30 +5,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
-#include "td_internal.h"
-
-#define TD_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-/* fp16 to fp32 through a zero-extending 32-bit move. _cvtsh_ss compiles to a vpinsrw that
- * merges into whatever register it picks, which can chain every block's scale load behind
- * the previous block's arithmetic. */
-static inline TD_AVX512 float half_to_float(td_fp16 h) {
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
-
-/* Weights stream from DRAM once per token; prefetching this far ahead keeps enough cache
- * misses in flight across 4 KiB page boundaries, where the hardware prefetcher restarts. */
-#define TD_PREFETCH_BYTES 1024
-
-static inline TD_AVX512 float hsum16(__m512 v) {
-    const __m256 lo = _mm512_castps512_ps256(v);
-    const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    __m256 s8 = _mm256_add_ps(lo, hi);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "td_simd_avx512.h"
 
 /* Nibbles of two consecutive 4-bit blocks (qs at a and b) as 64 bytes, each block's low
  * nibbles then high nibbles, matching the activation element order. */
@@ -39,25 +16,6 @@ static inline TD_AVX512 __m512i unpack_nibbles2(const uint8_t *a, const uint8_t 
     const __m256i yb = _mm256_set_m128i(_mm_srli_epi16(pb, 4), pb);
     const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(ya), yb, 1);
     return _mm512_and_si512(both, _mm512_set1_epi8(0x0f));
-}
-
-static inline TD_AVX512 __m512i load_act2(const td_block_q8_act *x) {
-    const __m256i a = _mm256_loadu_si256((const __m256i *)x[0].qs);
-    const __m256i b = _mm256_loadu_si256((const __m256i *)x[1].qs);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-}
-
-/* A 16-lane vector holding scale a in lanes 0..7 and scale b in lanes 8..15. */
-static inline TD_AVX512 __m512 scales2(float a, float b) {
-    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
-}
-
-/* Sum of signed bytes a[i] * b[i] as 16 int32 lanes, using |a| * sign(b, a). */
-static inline TD_AVX512 __m512i dot_i8x64(__m512i a, __m512i b) {
-    const __m512i abs_a = _mm512_abs_epi8(a);
-    const __mmask64 negative = _mm512_movepi8_mask(a);
-    const __m512i signed_b = _mm512_mask_sub_epi8(b, negative, _mm512_setzero_si512(), b);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), abs_a, signed_b);
 }
 
 /* The odd last block of a row goes through the 256-bit form with the same lane layout. */
