@@ -1,3 +1,5 @@
+import TailDraft
+
 /// A JSON value, written with stable key order so output is easy to diff and test.
 enum JSON {
     case number(Double)
@@ -25,26 +27,9 @@ enum JSON {
         }
     }
 
-    /// Escapes quotes, backslashes and control characters as JSON requires.
+    /// Returns `text` as a JSON string literal, escaped by the library's JSON writer.
     static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        JSONValue.string(text).serialized()
     }
 
     static func ids(_ ids: [Int32]) -> JSON { .array(ids.map { .int(Int($0)) }) }
