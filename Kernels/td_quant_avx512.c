@@ -198,54 +198,47 @@ static inline TD_AVX512 __m512i q8_0x16_sum(const td_block_q8_0x16 *blk, const u
     return _mm512_sub_epi32(sum, offset);
 }
 
-/* Bytes of stack scratch for offsets and shifted activations. */
-#define TD_Q8_SCRATCH_BYTES 65536
+/* Blocks per row up to which the per-block offsets fit the stack scratch (32 KiB). */
+#define TD_Q8_OFFSET_BLOCKS 512
+
+/* Sixteen weight rows against one activation row whose bytes, shifted into unsigned form,
+ * are in `shifted`. `offsets` gives each block's offset, or is NULL to compute them here. */
+static inline TD_AVX512 __m512 q8_0x16_row(const td_block_q8_0x16 *blk, int64_t nb, const td_block_q8_act *x,
+                                          const uint8_t *shifted, const __m512i *offsets) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+        const __m512i offset = offsets != NULL ? offsets[b] : q8_0x16_offset(blk + b);
+        const __m512i sum = q8_0x16_sum(blk + b, shifted + b * TD_QK, offset);
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk[b].d));
+        acc = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(x[b].d)), _mm512_cvtepi32_ps(sum), acc);
+    }
+    return acc;
+}
 
 TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                                       int64_t m, float *out, int64_t out_stride, int valid_rows) {
     const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)group;
     const __mmask16 valid = (__mmask16)((1u << valid_rows) - 1);
-    /* Activation rows go in tiles whose bytes are shifted into unsigned form once for all
-     * sixteen weight rows. Rows longer than 16,384 elements (over 512 blocks) skip the stack
-     * scratch and shift each block as they go. */
-    int64_t tile = TD_Q8_SCRATCH_BYTES / 2 / (nb * TD_QK);
-    if (tile > m) tile = m;
-    const int scratch = nb * (int64_t)sizeof(__m512i) <= TD_Q8_SCRATCH_BYTES / 2 && tile >= 1;
-    __m512i offsets[scratch ? nb : 1];
-    uint8_t shifted[scratch ? tile * nb * TD_QK : TD_QK] __attribute__((aligned(64)));
+
     /* Several activation rows share each block's offset, computed in a pass of its own. One
      * row (decode) computes it in the main loop, so the weights stream from memory once. */
-    const int precomputed = scratch && m > 1;
-    if (precomputed) {
+    const int share_offsets = m > 1 && nb <= TD_Q8_OFFSET_BLOCKS;
+    __m512i offsets[share_offsets ? nb : 1];
+    if (share_offsets) {
         for (int64_t b = 0; b < nb; b++) offsets[b] = q8_0x16_offset(blk + b);
     }
-    for (int64_t i0 = 0; i0 < m; i0 += scratch ? tile : 1) {
-        const int64_t rows = scratch ? (m - i0 < tile ? m - i0 : tile) : 1;
-        for (int64_t t = 0; t < rows; t++) {
-            const td_block_q8_act *xi = x + (i0 + t) * x_stride;
-            for (int64_t b = 0; b < (scratch ? nb : 0); b++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)xi[b].qs);
-                _mm256_storeu_si256((__m256i *)(shifted + (t * nb + b) * TD_QK), _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)));
-            }
+
+    /* Each activation row is shifted into unsigned bytes once for all sixteen weight rows. */
+    uint8_t shifted[nb * TD_QK] __attribute__((aligned(64)));
+    for (int64_t i = 0; i < m; i++) {
+        const td_block_q8_act *xi = x + i * x_stride;
+        for (int64_t b = 0; b < nb; b++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)xi[b].qs);
+            _mm256_storeu_si256((__m256i *)(shifted + b * TD_QK), _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)));
         }
-        for (int64_t t = 0; t < rows; t++) {
-            const td_block_q8_act *xi = x + (i0 + t) * x_stride;
-            __m512 acc = _mm512_setzero_ps();
-            for (int64_t b = 0; b < nb; b++) {
-                _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-                __m512i sum;
-                if (scratch) {
-                    sum = q8_0x16_sum(blk + b, shifted + (t * nb + b) * TD_QK, precomputed ? offsets[b] : q8_0x16_offset(blk + b));
-                } else {
-                    uint8_t one[TD_QK];
-                    for (int j = 0; j < TD_QK; j++) one[j] = (uint8_t)xi[b].qs[j] ^ 0x80;
-                    sum = q8_0x16_sum(blk + b, one, q8_0x16_offset(blk + b));
-                }
-                const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk[b].d)), _mm512_set1_ps(xi[b].d));
-                acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sum), acc);
-            }
-            _mm512_mask_storeu_ps(out + (i0 + t) * out_stride, valid, acc);
-        }
+        const __m512 acc = q8_0x16_row(blk, nb, xi, shifted, share_offsets ? offsets : NULL);
+        _mm512_mask_storeu_ps(out + i * out_stride, valid, acc);
     }
 }
 

@@ -290,7 +290,7 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         (96, [GGMLType.q4_1, .q4_1, .q4_1], [37, 16, 5], true),
         (576, [GGMLType.q4_1, .q8_0], [48, 7], true),
         (64, [GGMLType.q8_0, .q4_0], [33, 16], true),
-        (16_416, [GGMLType.q8_0], [17], true),  // over 512 blocks: the path without stack scratch
+        (16_416, [GGMLType.q8_0], [17], true),  // over 512 blocks: offsets computed per row
     ])
     func matmulEqualsDotRow(cols: Int, types: [GGMLType], rows: [Int], interleave: Bool) throws {
         let seed: UInt64 = 0xD07_0002 &+ UInt64(cols)
