@@ -150,7 +150,7 @@ struct KernelBenchmark {
     }
 
     /// Rewrites each copy in the pool into the type's interleaved layout when it has one and
-    /// the copy keeps its size (rows a multiple of 16); returns the td_type to multiply.
+    /// the copy keeps its size (rows a multiple of 16). Returns the td_type to multiply.
     private func interleave(_ pool: UnsafeMutableRawPointer, copies: Int, type: GGMLType, rows: Int, cols: Int) -> Int32 {
         let rowMajor = Int32(type.rawValue)
         let matrixBytes = td_row_bytes(rowMajor, Int64(cols)) * rows

@@ -108,7 +108,7 @@ int td_dot_row(int type, const void *w, const float *x, int64_t n, float *result
 }
 
 /* Computes rows [r0, r1) of one matrix for all m batch rows. Each weight row is reused from
- * L1 for every batch row; each output element is one call of the path's dot product, or one
+ * L1 for every batch row. Each output element is one call of the path's dot product, or one
  * lane of the interleaved kernel, which computes the same operations. */
 static void matmul_rows(const td_kernel_table *k, const td_matrix *mat, int64_t r0, int64_t r1,
                         const float *x, const td_block_q8_act *xq, int64_t m, int64_t cols,

@@ -31,8 +31,8 @@ static inline TD_AVX512 __m512 widen(__m256 v) {
 
 
 /* Q4_1, row-major: one row's sixteen partial sums in one register, lanes 0..7 for the even
- * block of each pair and 8..15 for the odd one, in the operation order of the scalar
- * reference (td_quant_ref.c), so results equal every other path's bitwise. */
+ * block of each pair and 8..15 for the odd one. The operations follow the scalar reference's
+ * order (td_quant_ref.c), so results equal every other path's bitwise. */
 typedef struct {
     __m512 acc;
     float offsets;
@@ -74,8 +74,8 @@ TD_AVX512 float td_dot_q4_1_avx512(const void *w, const td_block_q8_act *x, int6
 }
 
 /* Interleaved Q4_1 (td_block_q4_1x16): lane r of every register belongs to weight row r, so
- * register even[g] holds partial sum g of sixteen rows and odd[g] sum 8 + g. A block's four
- * 64-byte quarters unpack into the eight groups' weights of all rows; vpdpbusd against a
+ * register even[g] contains partial sum g of sixteen rows and odd[g] sum 8 + g. A block's four
+ * 64-byte quarters unpack into the eight groups' weights of all rows. vpdpbusd against a
  * group's four activation bytes, broadcast to every lane, gives sixteen rows' exact group
  * sums at once. Same operations, same order as the scalar reference, per lane. */
 static inline TD_AVX512 __m512i broadcast_group(const td_block_q8_act *x, int g) {
@@ -144,8 +144,9 @@ TD_AVX512 void td_gemm_q4_1x16_avx512(const void *group, int64_t nb, const td_bl
 }
 
 /* Q4_0 steps shared by the one-row and four-activation-row kernels, so each (weight row,
- * activation row) pair runs the same instructions in the same order: signed weights q of a
- * block pair against the pair's activations, then a row's odd last block and the lane sum. */
+ * activation row) pair runs the same instructions in the same order. signed_pair multiplies
+ * a block pair's signed weights q by the pair's activations. signed_finish adds a row's odd
+ * last block and sums the lanes. */
 static inline TD_AVX512 __m512 signed_pair(__m512 acc, __m512i q, float d0, float d1, const td_block_q8_act *x) {
     const __m512 s = scales2(d0 * x[0].d, d1 * x[1].d);
     return _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(dot_i8x64(q, load_act2(x))), acc);
@@ -175,9 +176,9 @@ TD_AVX512 float td_dot_q8_0_avx512(const void *w, const td_block_q8_act *x, int6
 
 /* Interleaved Q8_0 (td_block_q8_0x16): lane r is weight row r. vpdpbusd multiplies unsigned
  * by signed bytes, so the activations, offset by 128 into 1..255, are the unsigned side
- * (broadcast to every lane) and the weights the signed side; 128 times each row's weight
- * sum, from vpdpbusd of 128 by the weights once per block, is then subtracted, which leaves
- * the exact signed sum of the scalar reference. */
+ * (broadcast to every lane) and the weights the signed side. vpdpbusd of 128 by the weights
+ * gives 128 times each row's weight sum once per block. Subtracting it leaves the exact signed
+ * sum of the scalar reference. */
 static inline TD_AVX512 __m512i q8_0x16_offset(const td_block_q8_0x16 *blk) {
     __m512i sum = _mm512_setzero_si512();
     for (int g = 0; g < 8; g++) {
@@ -242,10 +243,10 @@ TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_bl
     }
 }
 
-/* Activation quantization with the scalar reference's arithmetic (td_quant_ref.c): the same
- * block maximum, the same product x * (127 / max) rounded half to even by the default MXCSR
- * mode, and the same exact integer sum, so blocks are bitwise the reference's. A block with
- * a non-finite value goes through the reference. */
+/* Quantizes activations with the scalar reference's arithmetic (td_quant_ref.c). It takes the
+ * same block maximum, the same product x * (127 / max) rounded half to even by the default
+ * MXCSR mode and the same exact integer sum, so blocks are bitwise the reference's. A block
+ * with a non-finite value goes through the reference. */
 TD_AVX512 void td_quantize_row_q8_act_avx512(const float *x, td_block_q8_act *y, int64_t nb) {
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t b = 0; b < nb; b++) {

@@ -178,7 +178,7 @@ float td_dot_q4_0_scalar(const void *w, const td_block_q8_act *x, int64_t nb) {
  * j >= 4 the high nibbles of qs[4(j-4)..]) of the even blocks, sum 8 + g the same group of
  * the odd blocks. Each advances by a fused multiply-add of (d * x.d) and the group's exact
  * integer sum. The offsets m * x.s run in two more sums, even and odd blocks apart. Every
- * SIMD path takes these operations in this order (a 16-lane register holds the sixteen sums
+ * SIMD path takes these operations in this order (a 16-lane register contains the sixteen sums
  * of one row, or one sum of sixteen interleaved rows), so all paths agree bitwise. */
 static int q4_1_group_sum(const td_block_q4_1 *blk, const td_block_q8_act *x, int g) {
     int isum = 0;

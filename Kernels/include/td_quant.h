@@ -32,7 +32,7 @@ _Static_assert(sizeof(td_block_q4_1) == 20, "Q4_1 block must be 20 bytes");
 
 /* Q4_1 with 16 rows interleaved (engine-internal, built at load time by td_repack): block b
  * of rows 16g .. 16g + 15 in one struct, so one vector load serves 16 rows. d[r] and m[r] are
- * row r's scale and minimum. qs[(16 * j + r) * 4 + k] holds row r's original qs[4 * j + k]
+ * row r's scale and minimum. qs[(16 * j + r) * 4 + k] is row r's original qs[4 * j + k]
  * (j = 0..3, k = 0..3): each 64-byte quarter j gives every row four bytes, whose low nibbles
  * are elements 4j..4j+3 and high nibbles elements 16+4j..16+4j+3. */
 #define TD_INTERLEAVE 16
@@ -107,7 +107,7 @@ typedef struct {
 _Static_assert(sizeof(td_block_q6_K) == 210, "Q6_K block must be 210 bytes");
 
 /* Q8_0 with 16 rows interleaved (engine-internal, built by td_repack): d[r] is row r's scale
- * and qs[(16 * g + r) * 4 + k] holds row r's qs[4 * g + k] (g = 0..7, k = 0..3), so each
+ * and qs[(16 * g + r) * 4 + k] is row r's qs[4 * g + k] (g = 0..7, k = 0..3), so each
  * 64-byte eighth g gives every row its four weights of elements 4g..4g+3. */
 typedef struct {
     td_fp16 d[TD_INTERLEAVE];

@@ -135,7 +135,7 @@ import Darwin
     }
 
     /// With one row extra costing 0.4 and two more costing 0.5 together, a first draft that is
-    /// accepted most of the time pays alone, but not with weak second and third drafts; one
+    /// accepted most of the time pays alone, but not with weak second and third drafts. One
     /// accepted half the time gains too little over a plain step to draft at all.
     @Test func budgetFollowsCostAndAcceptanceByDepth() {
         var gate = SpeculationGate(maxBudget: 3, cost: Self.cost)
@@ -165,8 +165,8 @@ import Darwin
         }
     }
 
-    /// A table measured while other work ran can claim that more rows cost less; such
-    /// entries are raised to the cost before them, and none falls below one row's cost.
+    /// A table measured while other work ran can claim that more rows cost less. Such entries
+    /// are raised to the cost before them, and none falls below one row's cost.
     @Test func costTableNeverDecreases() throws {
         #expect(VerificationCost.monotonic([1, 0.8, 0.85, 1.3]) == [1, 1, 1, 1.3])
         #expect(VerificationCost.monotonic([1, 1.2, 1.1]) == [1, 1.2, 1.2])

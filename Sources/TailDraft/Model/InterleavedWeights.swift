@@ -6,10 +6,10 @@ import Kernels
 /// Interleaved copies of a model's weight matrices, made once at load time.
 ///
 /// The batch kernels read sixteen rows of a matrix with one vector load when the rows are
-/// interleaved (`td_repack`); products are bitwise the same as from the row-major file data.
-/// One allocation, aligned to 2 MiB so the kernel may back it with huge pages, holds every
-/// copy; after copying a tensor, its file pages are dropped from this process's resident set,
-/// so peak memory grows by about one tensor, not by the model size.
+/// interleaved (`td_repack`). Products are bitwise the same as from the row-major file data.
+/// One allocation, aligned to 2 MiB so the kernel may back it with huge pages, contains every
+/// copy. After a tensor is copied, its file pages are dropped from this process's resident
+/// set, so peak memory grows by about one tensor, not by the model size.
 final class InterleavedArena: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let byteCount: Int
@@ -54,7 +54,7 @@ final class InterleavedArena: @unchecked Sendable {
         free(base)
     }
 
-    /// Drops the whole pages inside a read-only file mapping from the resident set; a later
+    /// Drops the whole pages inside a read-only file mapping from the resident set. A later
     /// read faults them back in from the file, so nothing is lost.
     private static func releaseFilePages(_ start: UnsafeRawPointer, byteCount: Int) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))

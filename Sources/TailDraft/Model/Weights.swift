@@ -8,7 +8,7 @@ public struct WeightMatrix: @unchecked Sendable {
     public let cols: Int
     /// Start of row 0 in the file; rows follow each other, `rowBytes` apart.
     public let data: UnsafeRawPointer
-    /// What `td_matmul` reads: the file data, or an interleaved copy of it (`kernelType` is
+    /// The data `td_matmul` reads: the file data, or an interleaved copy of it (`kernelType` is
     /// then an engine-internal td_type such as TD_TYPE_Q4_1_X16). Products are bitwise equal.
     public private(set) var kernelType: Int32
     public private(set) var kernelData: UnsafeRawPointer
@@ -61,10 +61,10 @@ public struct LayerWeights: Sendable {
     public internal(set) var down: WeightMatrix
 }
 
-/// All weights of a Llama or Qwen2 model. Matrices point into the memory-mapped file; the
-/// decoder layers' Q4_1 matrices are also copied once into the interleaved layout the batch
-/// kernels read fastest (the file pages they came from leave the resident set). Norm and bias
-/// vectors, a few KB each, are converted to Float arrays.
+/// All weights of a Llama or Qwen2 model. Matrices point into the memory-mapped file. The Q4_1
+/// and Q8_0 matrices the forward pass multiplies (output head included) are also copied once
+/// into the interleaved layout the batch kernels read fastest, and the file pages they came
+/// from leave the resident set. Norm and bias vectors, a few KB each, become Float arrays.
 public struct ModelWeights: @unchecked Sendable {
     public private(set) var tokenEmbedding: WeightMatrix
     public private(set) var layers: [LayerWeights]

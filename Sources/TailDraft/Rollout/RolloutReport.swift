@@ -166,7 +166,7 @@ public struct RolloutReport {
 }
 
 extension RolloutReport {
-    /// The Double that prints as the Float's shortest decimal form (0.7, not
+    /// Returns the Double that prints as the Float's shortest decimal form (0.7, not
     /// 0.699999988079071), so option values in report.json read as they were typed.
     static func shortest(_ value: Float) -> Double {
         Double("\(value)") ?? Double(value)
