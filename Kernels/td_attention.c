@@ -56,12 +56,30 @@ static inline __attribute__((always_inline)) void attend(const float *q, const v
 }
 
 void td_attend_scalar(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
-                      int kv_offset, int head_dim, const int32_t *slots, int n_slots, float *scores, float *out) {
-    if (kv_type == TD_TYPE_F16) {
-        attend(q, k_base, v_base, kv_stride, kv_offset, head_dim, slots, n_slots, scores, out, TD_TYPE_F16);
-    } else {
-        attend(q, k_base, v_base, kv_stride, kv_offset, head_dim, slots, n_slots, scores, out, TD_TYPE_F32);
+                      int kv_offset, int head_dim, int heads, const int32_t *slots, int n_slots, float *scores,
+                      float *out) {
+    for (int g = 0; g < heads; g++) {
+        const float *q_head = q + (int64_t)g * head_dim;
+        float *out_head = out + (int64_t)g * head_dim;
+        if (kv_type == TD_TYPE_F16) {
+            attend(q_head, k_base, v_base, kv_stride, kv_offset, head_dim, slots, n_slots, scores, out_head, TD_TYPE_F16);
+        } else {
+            attend(q_head, k_base, v_base, kv_stride, kv_offset, head_dim, slots, n_slots, scores, out_head, TD_TYPE_F32);
+        }
     }
+}
+
+/* Query heads per work item: a whole KV group (at most TD_ATTEND_MAX_HEADS heads, so the
+ * kernel shares each key and value load among them) unless that leaves too few items to keep
+ * every thread busy. Results do not depend on this choice. */
+static int heads_per_item(int64_t m, int n_kv_heads, int group, int nthreads) {
+    int heads = group < TD_ATTEND_MAX_HEADS ? group : TD_ATTEND_MAX_HEADS;
+    while (heads > 1 && nthreads > 1) {
+        const int64_t items = m * n_kv_heads * ((group + heads - 1) / heads);
+        if (items >= 4 * (int64_t)nthreads) break;
+        heads--;
+    }
+    return heads;
 }
 
 int td_attention(const float *q, int64_t q_stride, int64_t m, int n_heads, int n_kv_heads,
@@ -85,21 +103,26 @@ int td_attention(const float *q, int64_t q_stride, int64_t m, int n_heads, int n
     }
     if (max_slots > 0 && (slots == NULL || slots[slot_offsets[0]] < 0)) return TD_EINVAL;
 
-    float *scores = malloc((size_t)nthreads * (size_t)(max_slots > 0 ? max_slots : 1) * sizeof(float));
-    if (scores == NULL) return TD_ENOMEM;
     const int group = n_heads / n_kv_heads;
-    const int64_t items = m * n_heads;
+    const int heads = heads_per_item(m, n_kv_heads, group, nthreads);
+    const int parts = (group + heads - 1) / heads;   /* work items per (row, KV head) */
+    const size_t scratch = (size_t)heads * (size_t)(max_slots > 0 ? max_slots : 1);
+    float *scores = malloc((size_t)nthreads * scratch * sizeof(float));
+    if (scores == NULL) return TD_ENOMEM;
+    const int64_t items = m * n_kv_heads * parts;
     const td_kernel_table *k = td_active_table();
-    const td_attend_fn attend_head = head_dim % k->attend_lanes == 0 && head_dim <= TD_MAX_HEAD_DIM ? k->attend : td_attend_scalar;
+    const td_attend_fn attend_group = head_dim % k->attend_lanes == 0 && head_dim <= TD_MAX_HEAD_DIM ? k->attend : td_attend_scalar;
 
     #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1 && items > 1)
     for (int64_t item = 0; item < items; item++) {
-        const int64_t i = item / n_heads;
-        const int h = (int)(item % n_heads);
-        float *thread_scores = scores + (size_t)omp_get_thread_num() * (size_t)max_slots;
-        attend_head(q + i * q_stride + (int64_t)h * head_dim, k_base[i], v_base[i], kv_type, kv_stride,
-                    (h / group) * head_dim, head_dim, slots + slot_offsets[i],
-                    slot_offsets[i + 1] - slot_offsets[i], thread_scores, out + i * out_stride + (int64_t)h * head_dim);
+        const int64_t i = item / (n_kv_heads * parts);
+        const int kv_head = (int)(item / parts % n_kv_heads);
+        const int first = kv_head * group + (int)(item % parts) * heads;
+        const int count = kv_head * group + group - first < heads ? kv_head * group + group - first : heads;
+        float *thread_scores = scores + (size_t)omp_get_thread_num() * scratch;
+        attend_group(q + i * q_stride + (int64_t)first * head_dim, k_base[i], v_base[i], kv_type, kv_stride,
+                     kv_head * head_dim, head_dim, count, slots + slot_offsets[i],
+                     slot_offsets[i + 1] - slot_offsets[i], thread_scores, out + i * out_stride + (int64_t)first * head_dim);
     }
     free(scores);
     return TD_OK;

@@ -32,7 +32,7 @@ static const td_kernel_table avx512_table = {
     .gemm_q4_1x16 = td_gemm_q4_1x16_avx512, .gemm_q8_0x16 = td_gemm_q8_0x16_avx512,
     .quantize_act = td_quantize_row_q8_act_avx512,
     .dot_f32 = td_dot_f32_avx512, .dot_f16 = td_dot_f16_avx2, .dot_bf16 = td_dot_bf16_avx2,
-    .attend = td_attend_avx2, .attend_lanes = 8,
+    .attend = td_attend_avx512, .attend_lanes = 8,
     .dot_q5_0 = td_dot_q5_0_avx512, .dot_q4_K = td_dot_q4_K_avx512,
     .dot_q5_K = td_dot_q5_K_avx512, .dot_q6_K = td_dot_q6_K_avx512,
     .dot_x4_q5_0 = td_dot_q5_0_x4_avx512, .dot_x4_q4_K = td_dot_q4_K_x4_avx512,

@@ -19,11 +19,16 @@ typedef void (*td_dot_x4_q_fn)(const void *w, const td_block_q8_act *x, int64_t 
 typedef void (*td_gemm_x16_fn)(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                                int64_t m, float *out, int64_t out_stride, int valid_rows);
 
-/* Attention of one query head over its listed KV slots (see td_attention). kv_stride and
- * kv_offset count elements of kv_type. scores is scratch for n_slots floats. */
+/* Attention of `heads` consecutive query heads that read the same KV head, over their listed
+ * KV slots (see td_attention). q and out hold the heads head_dim floats apart. kv_stride and
+ * kv_offset count elements of kv_type. scores is scratch for min(heads, TD_ATTEND_MAX_HEADS)
+ * * n_slots floats. Each head's result equals td_attend_scalar's for that head alone. */
 typedef void (*td_attend_fn)(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
-                             int kv_offset, int head_dim, const int32_t *slots, int n_slots,
+                             int kv_offset, int head_dim, int heads, const int32_t *slots, int n_slots,
                              float *scores, float *out);
+
+/* Query heads one attention kernel call handles together at most. */
+#define TD_ATTEND_MAX_HEADS 4
 
 /* Bytes per key or value element of a KV cache type, or 0 for a type attention does not read. */
 static inline size_t td_kv_element_bytes(int kv_type) {
@@ -89,7 +94,7 @@ float td_dot_f32_scalar(const void *w, const float *x, int64_t n);
 float td_dot_f16_scalar(const void *w, const float *x, int64_t n);
 float td_dot_bf16_scalar(const void *w, const float *x, int64_t n);
 void td_attend_scalar(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
-                      int kv_offset, int head_dim, const int32_t *slots, int n_slots,
+                      int kv_offset, int head_dim, int heads, const int32_t *slots, int n_slots,
                       float *scores, float *out);
 
 /* Unpacks the 6-bit scales and minimums of a Q4_K or Q5_K super-block (see td_quant.h). */
@@ -147,8 +152,12 @@ void td_gemm_q8_0x16_avx2(const void *group, int64_t nb, const td_block_q8_act *
                           int64_t m, float *out, int64_t out_stride, int valid_rows);
 void td_dot_q4_0_x4_avx2(const void *w, const td_block_q8_act *x, int64_t x_stride, int64_t nb, float *out);
 void td_attend_avx2(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
-                    int kv_offset, int head_dim, const int32_t *slots, int n_slots,
+                    int kv_offset, int head_dim, int heads, const int32_t *slots, int n_slots,
                     float *scores, float *out);
+/* The same kernel with AVX-512VL's 32 registers (td_attention_avx512.c). */
+void td_attend_avx512(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
+                      int kv_offset, int head_dim, int heads, const int32_t *slots, int n_slots,
+                      float *scores, float *out);
 
 /* AVX-512 VNNI path (td_quant_avx512.c). */
 float td_dot_q4_0_avx512(const void *w, const td_block_q8_act *x, int64_t nb);

@@ -241,6 +241,7 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         (576, [GGMLType.q4_1, .q8_0], [48, 7], true),
         (64, [GGMLType.q8_0, .q4_0], [33, 16], true),
         (16_416, [GGMLType.q8_0], [17], true),  // over 512 blocks: offsets computed per row
+        (2_144, [GGMLType.q4_1], [21], true),   // 67 blocks: many pairs, then an odd last block
     ])
     func matmulEqualsDotRow(cols: Int, types: [GGMLType], rows: [Int], interleave: Bool) throws {
         let seed: UInt64 = 0xD07_0002 &+ UInt64(cols)
@@ -572,7 +573,7 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
 
     /// The AVX attention kernel repeats the scalar kernel's arithmetic lane for lane, so all
     /// paths give the same bits, and match float64 within 1e-5.
-    @Test(arguments: [8, 16, 64])
+    @Test(arguments: [8, 16, 64, 128])
     func attentionPathsAgreeBitwise(headDim: Int) {
         let problem = AttentionProblem(seed: 0xD07_000A + UInt64(headDim), headDim: headDim)
         let rows = Array(problem.slotLists.indices)
@@ -587,6 +588,25 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
             let reference = problem.reference(row: row, slots: slots)
             for j in 0..<problem.heads * headDim {
                 #expect(abs(Double(scalar[row][j]) - reference[j]) <= 1e-5, "seed \(problem.seed), row \(row), element \(j)")
+            }
+        }
+    }
+
+    /// The SIMD kernels take up to four query heads of a KV group in one pass, and the
+    /// driver splits groups differently for other thread counts. Every group size, split and
+    /// path must give the scalar kernel's bits for each head.
+    @Test(arguments: [(1, 1), (2, 1), (5, 1), (8, 2), (12, 2)])
+    func attentionGroupSizesAgreeBitwise(heads: Int, kvHeads: Int) {
+        let problem = AttentionProblem(seed: 0xD07_0013 + UInt64(heads), headDim: 64, heads: heads, kvHeads: kvHeads)
+        let rows = Array(problem.slotLists.indices)
+        let scalar = problem.run(rows: rows, threads: 1, isa: Int32(TD_ISA_SCALAR.rawValue))
+        for isa in KernelGate.isaPaths {
+            for threads in 1...3 {
+                let out = problem.run(rows: rows, threads: threads, isa: isa, storage: .float32)
+                for row in rows {
+                    #expect(bitwiseDifference(out[row], scalar[row]) == nil,
+                            "seed \(problem.seed), \(heads) heads over \(kvHeads), ISA \(KernelGate.name(isa)), \(threads) threads, row \(row)")
+                }
             }
         }
     }
@@ -683,9 +703,11 @@ enum KVStorage: String, Sendable, CustomTestStringConvertible {
 
 /// Grouped-query attention inputs with odd sizes: 6 query heads over 2 KV heads of 12
 /// elements, padded strides, and query rows from two sequences with their own KV buffers.
+/// Other head counts exercise other group sizes.
 private struct AttentionProblem {
     let seed: UInt64
-    let heads = 6, kvHeads = 2, slotCount = 20
+    let heads: Int, kvHeads: Int
+    let slotCount = 20
     let headDim: Int
     var qStride: Int { heads * headDim + 3 }
     var kvStride: Int { kvHeads * headDim + 5 }
@@ -698,12 +720,14 @@ private struct AttentionProblem {
 
     /// Head sizes that are multiples of 8 take the SIMD kernel on the AVX paths; others
     /// (12 by default) take the scalar kernel on every path.
-    init(seed: UInt64, headDim: Int = 12) {
+    init(seed: UInt64, headDim: Int = 12, heads: Int = 6, kvHeads: Int = 2) {
         self.seed = seed
         self.headDim = headDim
+        self.heads = heads
+        self.kvHeads = kvHeads
         var rng = SplitMix64(seed: seed)
-        let kvFloats = 20 * (2 * headDim + 5)
-        queries = (0..<6).map { _ in rng.floats(6 * headDim + 3, scale: 2) }
+        let kvFloats = 20 * (kvHeads * headDim + 5)
+        queries = (0..<6).map { _ in rng.floats(heads * headDim + 3, scale: 2) }
         keys = (0..<2).map { _ in rng.floats(kvFloats, scale: 2) }
         values = (0..<2).map { _ in rng.floats(kvFloats, scale: 3) }
     }

@@ -1,0 +1,167 @@
+/* The body of the attention kernel for a few query heads that share one KV head, included
+ * by td_attention_avx2.c and td_attention_avx512.c. Each includer defines TD_ATTN (the target
+ * attribute) and TD_ATTEND_NAME (the exported function's name). The AVX-512 instance runs the
+ * same 256-bit operations with 32 registers instead of 16, so it gives the same bits.
+ *
+ * The arithmetic is td_attend_scalar's for each head, eight lanes at a time. Score lanes
+ * accumulate elements j, j + 8, ... with separate multiplies and adds and are combined in the
+ * scalar kernel's tree, and value accumulation is element-wise, so results equal the scalar
+ * kernel's bitwise on every path. F16 keys and values are widened with F16C's exact
+ * conversion, so they too give the scalar kernel's bits.
+ *
+ * Speed comes from three things that leave each head's operations and their order alone:
+ * - the heads of a group share every key and value load and its conversion;
+ * - head sizes 64 and 128 get their own instances, whose loops the compiler unrolls, so
+ *   queries and accumulators stay in registers;
+ * - values are summed a few eight-element chunks at a time for all heads of the group, which
+ *   gives the processor independent addition chains while keeping each chain in slot order.
+ * Needs head_dim to be a multiple of 8 and at most TD_MAX_HEAD_DIM; td_attention falls back
+ * to the scalar kernel otherwise. */
+#include <immintrin.h>
+#include <math.h>
+#include "td_internal.h"
+
+#define TD_ATTN_INLINE TD_ATTN __attribute__((always_inline))
+#define LANES 8
+
+/* ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), the scalar kernel's order. */
+static inline TD_ATTN float combine_lanes(__m256 v) {
+    const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 pairs = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
+}
+
+/* Elements 8c .. 8c + 7 of a key or value row stored as kv_type, as floats. */
+static inline TD_ATTN_INLINE __m256 load_lanes(const void *row, int c, const int kv_type) {
+    if (kv_type == TD_TYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const td_fp16 *)row + c * LANES)));
+    return _mm256_loadu_ps((const float *)row + c * LANES);
+}
+
+/* The kernel for `heads` query heads (1 to 4), `chunks` eight-element chunks per head and
+ * one element type. All three are constants after inlining, except `chunks` in the generic
+ * instance. scores has room for heads * n_slots floats. */
+static inline TD_ATTN_INLINE void attend(const float *q, const void *k_base, const void *v_base,
+                                         int64_t kv_stride, int kv_offset, const int chunks,
+                                         const int32_t *slots, int n_slots, float *scores,
+                                         float *out, const int kv_type, const int heads) {
+    const int head_dim = chunks * LANES;
+    const size_t element_bytes = td_kv_element_bytes(kv_type);
+    const float scale = 1.0f / sqrtf((float)head_dim);
+
+    /* Scores: one key load per chunk serves every head. */
+    float max_score[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+    for (int s = 0; s < n_slots; s++) {
+        const void *k = (const char *)k_base + ((int64_t)slots[s] * kv_stride + kv_offset) * element_bytes;
+        __m256 lanes[4];
+        for (int g = 0; g < heads; g++) lanes[g] = _mm256_setzero_ps();
+        for (int c = 0; c < chunks; c++) {
+            const __m256 key = load_lanes(k, c, kv_type);
+            for (int g = 0; g < heads; g++) {
+                lanes[g] = _mm256_add_ps(lanes[g], _mm256_mul_ps(_mm256_loadu_ps(q + g * head_dim + c * LANES), key));
+            }
+        }
+        for (int g = 0; g < heads; g++) {
+            const float score = combine_lanes(lanes[g]) * scale;
+            scores[g * n_slots + s] = score;
+            if (score > max_score[g]) max_score[g] = score;
+        }
+    }
+
+    float inverse[4];
+    for (int g = 0; g < heads; g++) {
+        float *row = scores + g * n_slots;
+        float total = 0.0f;
+        for (int s = 0; s < n_slots; s++) {
+            row[s] = expf(row[s] - max_score[g]);
+            total += row[s];
+        }
+        inverse[g] = total > 0.0f ? 1.0f / total : 0.0f;
+    }
+
+    /* Values: `step` chunks of every head per pass over the slots: TD_ATTEND_ACCUMULATORS
+     * accumulators at most, which leaves registers for the loaded values. */
+    int step = 2;
+    if (heads == 1) {
+        step = 8;
+    } else if (heads * 4 <= TD_ATTEND_ACCUMULATORS) {
+        step = 4;
+    }
+    if (chunks % step == 0) {
+        for (int c0 = 0; c0 < chunks; c0 += step) {
+            __m256 acc[4][8];
+            for (int g = 0; g < heads; g++) {
+                for (int c = 0; c < step; c++) acc[g][c] = _mm256_setzero_ps();
+            }
+            for (int s = 0; s < n_slots; s++) {
+                const void *v = (const char *)v_base + ((int64_t)slots[s] * kv_stride + kv_offset) * element_bytes;
+                for (int c = 0; c < step; c++) {
+                    const __m256 value = load_lanes(v, c0 + c, kv_type);
+                    for (int g = 0; g < heads; g++) {
+                        acc[g][c] = _mm256_add_ps(acc[g][c], _mm256_mul_ps(_mm256_set1_ps(scores[g * n_slots + s]), value));
+                    }
+                }
+            }
+            for (int g = 0; g < heads; g++) {
+                for (int c = 0; c < step; c++) {
+                    _mm256_storeu_ps(out + g * head_dim + (c0 + c) * LANES, _mm256_mul_ps(acc[g][c], _mm256_set1_ps(inverse[g])));
+                }
+            }
+        }
+    } else {
+        for (int c = 0; c < chunks; c++) {
+            __m256 acc[4];
+            for (int g = 0; g < heads; g++) acc[g] = _mm256_setzero_ps();
+            for (int s = 0; s < n_slots; s++) {
+                const void *v = (const char *)v_base + ((int64_t)slots[s] * kv_stride + kv_offset) * element_bytes;
+                const __m256 value = load_lanes(v, c, kv_type);
+                for (int g = 0; g < heads; g++) {
+                    acc[g] = _mm256_add_ps(acc[g], _mm256_mul_ps(_mm256_set1_ps(scores[g * n_slots + s]), value));
+                }
+            }
+            for (int g = 0; g < heads; g++) {
+                _mm256_storeu_ps(out + g * head_dim + c * LANES, _mm256_mul_ps(acc[g], _mm256_set1_ps(inverse[g])));
+            }
+        }
+    }
+}
+
+/* One instance per head count for a given chunk count and element type. */
+static inline TD_ATTN_INLINE void attend_heads(const float *q, const void *k_base, const void *v_base,
+                                               int64_t kv_stride, int kv_offset, const int chunks,
+                                               const int32_t *slots, int n_slots, float *scores,
+                                               float *out, const int kv_type, int heads) {
+    switch (heads) {
+    case 1: attend(q, k_base, v_base, kv_stride, kv_offset, chunks, slots, n_slots, scores, out, kv_type, 1); break;
+    case 2: attend(q, k_base, v_base, kv_stride, kv_offset, chunks, slots, n_slots, scores, out, kv_type, 2); break;
+    case 3: attend(q, k_base, v_base, kv_stride, kv_offset, chunks, slots, n_slots, scores, out, kv_type, 3); break;
+    default: attend(q, k_base, v_base, kv_stride, kv_offset, chunks, slots, n_slots, scores, out, kv_type, 4); break;
+    }
+}
+
+static inline TD_ATTN_INLINE void attend_type(const float *q, const void *k_base, const void *v_base,
+                                              int64_t kv_stride, int kv_offset, int head_dim,
+                                              const int32_t *slots, int n_slots, float *scores,
+                                              float *out, const int kv_type, int heads) {
+    if (head_dim == 64) {
+        attend_heads(q, k_base, v_base, kv_stride, kv_offset, 8, slots, n_slots, scores, out, kv_type, heads);
+    } else if (head_dim == 128) {
+        attend_heads(q, k_base, v_base, kv_stride, kv_offset, 16, slots, n_slots, scores, out, kv_type, heads);
+    } else {
+        attend_heads(q, k_base, v_base, kv_stride, kv_offset, head_dim / LANES, slots, n_slots, scores, out, kv_type, heads);
+    }
+}
+
+TD_ATTN void TD_ATTEND_NAME(const float *q, const void *k_base, const void *v_base, int kv_type, int64_t kv_stride,
+                            int kv_offset, int head_dim, int heads, const int32_t *slots, int n_slots,
+                            float *scores, float *out) {
+    for (int first = 0; first < heads; first += 4) {
+        const int count = heads - first < 4 ? heads - first : 4;
+        const float *q_part = q + (int64_t)first * head_dim;
+        float *out_part = out + (int64_t)first * head_dim;
+        if (kv_type == TD_TYPE_F16) {
+            attend_type(q_part, k_base, v_base, kv_stride, kv_offset, head_dim, slots, n_slots, scores, out_part, TD_TYPE_F16, count);
+        } else {
+            attend_type(q_part, k_base, v_base, kv_stride, kv_offset, head_dim, slots, n_slots, scores, out_part, TD_TYPE_F32, count);
+        }
+    }
+}
