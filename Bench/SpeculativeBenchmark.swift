@@ -18,15 +18,19 @@ struct SpeculativeBenchmark {
 
     static let tasks: [(name: String, message: String)] = [
         ("repetitive", """
-        Rewrite this Python function with the variable total renamed to sum_of_values. Change nothing else.
+        Rename the variable count to total in this JavaScript code.
 
-        def add_all(values):
-            total = 0
-            for value in values:
-                if value is None:
-                    continue
-                total += value
-            return total
+        let count = 0;
+        const items = ["apple", "banana", "cherry", "date", "elderberry"];
+        for (const item of items) {
+          if (item.startsWith("b")) {
+            continue;
+          }
+          count += item.length;
+        }
+        const average = count / items.length;
+        console.log("Total letters:", count);
+        console.log("Average length:", average);
         """),
         ("summary", """
         Summarize this passage in two sentences.

@@ -21,6 +21,11 @@ public struct VerificationCost: Sendable, Equatable {
         VerificationCost(relative: (1...max(1, maxRows)).map { 1 + 0.33 * Double($0 - 1) })
     }
 
+    /// Returns the first `rows` entries of the table.
+    func truncated(toRows rows: Int) -> VerificationCost {
+        VerificationCost(relative: Array(relative.prefix(max(1, rows))))
+    }
+
     /// Returns the relative cost of `rows` rows, extending the table linearly past its end.
     public func cost(rows: Int) -> Double {
         if rows <= relative.count { return relative[max(0, rows - 1)] }
@@ -35,14 +40,15 @@ public struct VerificationCost: Sendable, Equatable {
 
     /// Version of the measurement, part of the cache key. A kernel or method change that
     /// moves the costs bumps it, so tables measured before are not reused.
-    static let measurementVersion = 3
+    static let measurementVersion = 4
 
     /// Measures forward time for 1...maxRows rows after `context` tokens of a scratch cache.
     ///
     /// Row counts take turns within each of `repeats` rounds and each keeps its fastest pass.
     /// Other work on the machine only ever adds time, so the minimum is the estimate a busy
-    /// moment disturbs least. A table where more rows would cost less than fewer is made
-    /// non-decreasing. Costs about maxRows x repeats forward passes.
+    /// moment disturbs least. The table is then a straight line through the measurements
+    /// (see `linear`), which one disturbed row count cannot bend. Costs about
+    /// maxRows x repeats forward passes.
     public static func measure(model: Transformer, maxRows: Int = 8, context: Int = measuredContext, repeats: Int = 5) throws -> VerificationCost {
         let cache = KVCache(config: model.config, capacity: context + maxRows)
         let tokens = (0..<(context + maxRows)).map { Int32(($0 * 7919) % model.config.vocabularySize) }
@@ -56,7 +62,22 @@ public struct VerificationCost: Sendable, Equatable {
                 cache.truncate(to: context)
             }
         }
-        return VerificationCost(relative: monotonic(fastest.map { $0 / fastest[0] }))
+        return VerificationCost(relative: linear(fastest.map { $0 / fastest[0] }))
+    }
+
+    /// Returns the line 1 + slope x (n - 1) for n = 1...values.count, where the slope is the
+    /// median over n >= 2 of (values[n - 1] - 1) / (n - 1), and at least 0.
+    ///
+    /// Each extra row adds the same work to every matrix product, so measured costs lie close
+    /// to a line. A row count measured while other work ran lies far off it, and the median
+    /// ignores it. Fitting a line also keeps the table non-decreasing.
+    static func linear(_ values: [Double]) -> [Double] {
+        guard values.count > 1 else { return [1] }
+        let slopes = (1..<values.count).map { (values[$0] - 1) / Double($0) }.sorted()
+        let middle = slopes.count / 2
+        let median = slopes.count % 2 == 1 ? slopes[middle] : (slopes[middle - 1] + slopes[middle]) / 2
+        let slope = max(0, median)
+        return (0..<values.count).map { 1 + slope * Double($0) }
     }
 
     /// Returns `values` with each entry raised to at least the one before it (and the first
@@ -85,7 +106,8 @@ public struct VerificationCost: Sendable, Equatable {
                 return VerificationCost(relative: values)
             }
         }
-        let measured = try measure(model: model, maxRows: maxRows)
+        // Measuring at least four row counts gives the line three slopes to take the median of.
+        let measured = try measure(model: model, maxRows: max(maxRows, 4)).truncated(toRows: maxRows)
         if let folder, let path {
             mkdir(folder, 0o755)
             writeFile(path, measured.relative.map { String($0) }.joined(separator: " ") + "\n")
