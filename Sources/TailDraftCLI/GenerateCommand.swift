@@ -39,7 +39,11 @@ enum GenerateCommand {
             // Measured once per model, kernel path and thread count, then read from the cache.
             speculation?.cost = try VerificationCost.cached(model: engine.model, modelPath: modelPath, maxRows: budget + 1)
         }
-        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, speculation: speculation)
+        // A learned drafter trains while generating and is saved at exit, so Ctrl-C ends
+        // generation cleanly instead of losing that training.
+        if learned != nil { Interrupt.install() }
+        let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, speculation: speculation,
+                                        shouldStop: learned == nil ? nil : { Interrupt.requested })
 
         // Long prompts take seconds to prefill: report each chunk on standard error.
         let showProgress = !json && promptTokens.count > engine.generator.prefillChunk

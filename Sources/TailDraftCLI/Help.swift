@@ -27,7 +27,9 @@ enum Help {
     the time is up is finished. The drafter is loaded from --drafter when the file exists
     and saved there during training and at exit; use it with 'generate --speculate learned
     --drafter PATH' or '--speculate auto --drafter PATH'. A progress line goes to standard
-    error at most every 5 seconds, and a summary at the end.
+    error at most every 5 seconds, and a summary at the end. Ctrl-C ends the response under
+    way, prints the summary and saves the drafter (exit status 130); a second Ctrl-C quits
+    at once without saving.
 
     Prompt file: one object per line, {"id": "q1", "prompt": "raw text"} or
     {"id": "q1", "messages": [{"role": "user", "content": "text"}]} for chat, as for rollout.
@@ -98,7 +100,8 @@ enum Help {
                            the file exists (it must have been trained for the same model
                            file), and save it there during training and at exit. Without it
                            the learned drafter starts untrained and is discarded, and auto
-                           does not use it.
+                           does not use it. Ctrl-C with a learned drafter ends generation,
+                           prints the statistics and saves it (exit status 130).
       --train-cores LIST   With the learned drafter: CPU cores for the training thread, such
                            as 1 or 0,1 (default: any core). Training runs at idle priority.
       --threads N          CPU threads for the kernels (default: the number of cores).

@@ -35,15 +35,18 @@ enum TrainDrafterCommand {
         let speculation = SpeculationOptions(drafter: session.drafter, budget: 3)
 
         // Generate until the time is up; the response under way when it ends is finished.
+        // Ctrl-C ends the response under way at once, and the drafter is saved as at the end.
+        Interrupt.install()
         let start = monotonicSeconds(), seconds = Double(minutes) * 60
         var responses = 0, generated = 0, drafted = 0, accepted = 0, steps = 0
         var lastProgress = -Double.infinity
-        while monotonicSeconds() - start < seconds {
+        while monotonicSeconds() - start < seconds && !Interrupt.requested {
             let prompt = promptTokens[responses % promptTokens.count]
             var responseSampling = sampling
             responseSampling.seed = sampling.seed &+ UInt64(responses)    // sampled responses to a repeated prompt differ
             let options = GenerationOptions(maxTokens: min(maxTokens, max(1, engine.generator.contextLength - prompt.count)),
-                                            sampling: responseSampling, speculation: speculation)
+                                            sampling: responseSampling, speculation: speculation,
+                                            shouldStop: { Interrupt.requested })
             let result = try engine.generator.generate(promptTokens: prompt, options: options)
             responses += 1
             generated += result.tokenIds.count

@@ -42,3 +42,5 @@ do {
     Console.error("error: \(error)")
     exit(error is UsageError ? 2 : 1)
 }
+// A command that finished cleanly after Ctrl-C still reports the interruption, as shells do.
+if Interrupt.requested { exit(130) }

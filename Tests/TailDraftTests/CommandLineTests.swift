@@ -214,6 +214,34 @@ import Testing
         }
     }
 
+    /// Ctrl-C while a learned drafter trains ends generation at the next token, prints the
+    /// statistics, saves the checkpoint and exits with 130, as an interrupted command does.
+    @Test func interruptSavesLearnedDrafter() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory.appendingPathComponent("drafter.bin").path
+            let process = Process()
+            process.executableURL = CommandLineTests.binary
+            process.arguments = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "Once upon a time", "--max-tokens", "2000",
+                                 "--temperature", "0.8", "--speculate", "learned", "--drafter", path, "--threads", "1"]
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            // Wait for text on standard output: generation has started, with the handler in place.
+            let firstText = out.fileHandleForReading.availableData
+            #expect(!firstText.isEmpty)
+            kill(process.processIdentifier, SIGINT)
+            _ = out.fileHandleForReading.readDataToEndOfFile()
+            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 130, "stderr: \(message)")
+            #expect(message.contains("finish reason: interrupted"), "stderr: \(message)")
+            #expect(message.contains("interrupted: finishing the current token"), "stderr: \(message)")
+            #expect(message.contains("drafter training:"), "stderr: \(message)")
+            #expect(FileManager.default.fileExists(atPath: path), "the checkpoint is saved after Ctrl-C")
+        }
+    }
+
     /// --speculate auto with --drafter merges the learned drafter's branches (or tries to),
     /// keeps the plain greedy text, reports the merge counts and saves the checkpoint.
     @Test func autoWithDrafterKeepsTextAndReportsMerges() throws {

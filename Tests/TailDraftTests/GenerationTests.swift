@@ -55,6 +55,26 @@ import Testing
         }
     }
 
+    /// shouldStop ends generation before the token it is asked for, with plain decoding and
+    /// with speculation, which may have accepted drafts past that point.
+    @Test(arguments: [false, true])
+    func shouldStopEndsAtRequestedToken(speculate: Bool) throws {
+        try KernelGate.run {
+            let engine = try Fixtures.smolLMEngine()
+            let prompt = engine.tokenizePrompt("1, 2, 3, 4, 5, 6, 7, 8,")
+            let full = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 24))
+            var asked = 0
+            var options = GenerationOptions(maxTokens: 24, shouldStop: {
+                asked += 1
+                return asked > 5
+            })
+            if speculate { options.speculation = SpeculationOptions(drafter: LookupDrafter(), budget: 4) }
+            let stopped = try engine.generator.generate(promptTokens: prompt, options: options)
+            #expect(stopped.tokenIds == Array(full.tokenIds.prefix(5)))
+            #expect(stopped.finishReason == .interrupted)
+        }
+    }
+
     @Test func chatAnswerEndsAtEndOfTurn() throws {
         try KernelGate.run {
             let engine = try Fixtures.smolLMEngine()

@@ -4,6 +4,8 @@ public enum FinishReason: String, Sendable, Equatable {
     case stop
     /// The token limit or the end of the context was reached.
     case length
+    /// `GenerationOptions.shouldStop` asked generation to end, for example on Ctrl-C.
+    case interrupted
 }
 
 /// Limits and sampling for one generation.
@@ -16,13 +18,18 @@ public struct GenerationOptions {
     /// Speculative decoding settings; nil decodes one token per forward pass. Output is the
     /// same either way: token for token when greedy, in distribution when sampling.
     public var speculation: SpeculationOptions?
+    /// Asked before each token is emitted; when it returns true, generation ends with the
+    /// tokens emitted so far and `FinishReason.interrupted`. Must be cheap: it runs once per
+    /// token.
+    public var shouldStop: (() -> Bool)?
 
     public init(maxTokens: Int = 128, sampling: SamplingParameters = .greedy, stopTokens: Set<Int32>? = nil,
-                speculation: SpeculationOptions? = nil) {
+                speculation: SpeculationOptions? = nil, shouldStop: (() -> Bool)? = nil) {
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokens = stopTokens
         self.speculation = speculation
+        self.shouldStop = shouldStop
     }
 }
 

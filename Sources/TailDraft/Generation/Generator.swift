@@ -38,7 +38,7 @@ public final class Generator: @unchecked Sendable {
         try validate(promptTokens: promptTokens, options: options)
         var sampler = Sampler(options.sampling)
         var output = TokenEmitter(tokenizer: tokenizer, stopTokens: options.stopTokens ?? tokenizer.endOfGenerationIds,
-                                  maxTokens: options.maxTokens, onText: onText)
+                                  maxTokens: options.maxTokens, onText: onText, shouldStop: options.shouldStop)
         var timings = GenerationTimings(promptTokens: promptTokens.count)
         cache.truncate(to: 0)
 
