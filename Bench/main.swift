@@ -31,7 +31,9 @@ Benchmarks:
                 Threads default to 2.
   drafter       The learned drafter's forward time per tree level (4 rows) and for the
                 root's row, from F32 weights and from the Q8_0 copy, next to one target
-                decode step after a 256-token context. Threads default to 1.
+                decode step after a 256-token context. Then decode tokens/s with and
+                without the drafter trainer on a spare core (speculation off): the
+                slowdown online training causes. Threads default to 1.
 
 Options:
   --model PATH     GGUF model file (required).
@@ -166,6 +168,9 @@ do {
     case "drafter":
         let benchmark = DrafterBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, rounds: options.rounds)
         print(benchmark.table(try benchmark.run(progress: true)))
+        print()
+        let load = TrainerLoadBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, rounds: options.rounds)
+        print(load.table(try load.run(progress: true)))
     default:
         fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative, rollout and drafter")
     }
