@@ -17,9 +17,22 @@ enum TokenizeCommand {
             print(JSON.object([("ids", JSON.ids(ids)), ("pieces", .array(pieces.map { .string($0) }))]).serialized())
         } else {
             for (id, piece) in zip(ids, pieces) {
-                print("\(id)\t\(JSON.quote(piece))")
+                // A piece that is part of a multi-byte character is not text by itself: show
+                // its bytes in hex instead of replacement characters.
+                let bytes = tokenizer.pieceBytes(id)
+                if !tokenizer.isControl(id) && String(validating: bytes, as: UTF8.self) == nil {
+                    print("\(id)\t<bytes \(bytes.map { hexByte($0) }.joined(separator: " "))>")
+                } else {
+                    print("\(id)\t\(JSON.quote(piece))")
+                }
             }
             print("\(ids.count) tokens")
         }
     }
+}
+
+/// Two uppercase hex digits.
+private func hexByte(_ byte: UInt8) -> String {
+    let digits = Array("0123456789ABCDEF")
+    return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
 }

@@ -114,6 +114,16 @@ import Testing
         #expect((object["pieces"] as? [String])?.joined() == "<|im_start|>user\nHello")
     }
 
+    /// A token holding part of a multi-byte character shows its bytes, not replacement marks.
+    @Test func tokenizeShowsPartialCharacterBytes() throws {
+        let run = try Self.run(["tokenize", "--model", Fixtures.smolLMPath, "--text", "日本語 café"])
+        #expect(run.status == 0)
+        let lines = run.standardOutput.split(separator: "\n")
+        #expect(lines.first == "23274\t<bytes E6 97>")
+        #expect(lines.contains("37366\t\" café\""))
+        #expect(!run.standardOutput.contains("\u{FFFD}"))
+    }
+
     @Test func infoDescribesModel() throws {
         let run = try Self.run(["info", "--model", Fixtures.smolLMPath])
         #expect(run.status == 0)
