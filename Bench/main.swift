@@ -33,7 +33,12 @@ Benchmarks:
                 root's row, from F32 weights and from the Q8_0 copy, next to one target
                 decode step after a 256-token context. Then decode tokens/s with and
                 without the drafter trainer on a spare core (speculation off): the
-                slowdown online training causes. Threads default to 1.
+                slowdown online training causes. Last, the acceptance curve: a
+                fresh drafter trains online on Bench/prompts/drafter-stream.jsonl for
+                --train-tokens generated tokens (default 16000; 0 skips it), and at five
+                points its top-1 accuracy and tau, the suffix drafter's tau and the
+                merged tree's tau and speedup are measured on the held-out prompts of
+                Bench/prompts/drafter-heldout.jsonl. Threads default to 1.
 
 Options:
   --model PATH     GGUF model file (required).
@@ -42,6 +47,8 @@ Options:
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default) or suffix.
+  --train-tokens N Generated tokens the drafter benchmark's acceptance curve trains on
+                   (default 16000; 0 skips the curve).
   --json           Print one JSON object instead of a table.
 
 Rollout options:
@@ -81,6 +88,7 @@ struct BenchOptions {
     var steps = 1
     var maxRunning = 64
     var tailThreshold = 4
+    var trainTokens = 16_000
 
     init(_ arguments: [String]) {
         var index = 0
@@ -120,6 +128,7 @@ struct BenchOptions {
             case "--steps": steps = integer(1...1000)
             case "--max-running": maxRunning = integer(1...100_000)
             case "--tail-threshold": tailThreshold = integer(1...100_000)
+            case "--train-tokens": trainTokens = integer(0...100_000_000)
             case "--help", "-h": print(usage); exit(0)
             default: fail("unknown option '\(argument)'; see 'taildraft-bench --help'")
             }
@@ -171,6 +180,11 @@ do {
         print()
         let load = TrainerLoadBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, rounds: options.rounds)
         print(load.table(try load.run(progress: true)))
+        if options.trainTokens > 0 {
+            print()
+            let curve = DrafterCurveBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, trainTokens: options.trainTokens)
+            print(curve.table(try curve.run(progress: true)))
+        }
     default:
         fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative, rollout and drafter")
     }

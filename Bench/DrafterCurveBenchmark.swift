@@ -1,0 +1,126 @@
+import TailDraft
+
+/// The learned drafter's acceptance as it trains online, against the suffix drafter and the
+/// merged tree, on held-out prompts.
+///
+/// A fresh drafter trains while the target answers a stream of chat, math and code prompts
+/// (sampled, temperature 0.7, as `train-drafter` generates). At 0, 1/4, 1/2, 3/4 and all of
+/// `trainTokens` generated tokens, a frozen copy of its weights is measured on held-out
+/// prompts of the same kinds, greedy, with every step drafting up to `budget` tokens:
+/// - learned alone with one child per node, so depth-1 acceptance is top-1 accuracy;
+/// - the suffix drafter alone;
+/// - the merged tree (`AutoDrafter` over the suffix drafter, merging the learned drafter's
+///   branches), with the adaptive gate on, whose tokens/s is compared with plain decoding of
+///   the same prompts.
+/// The trainer keeps training on its own thread while the measurements run.
+struct DrafterCurveBenchmark {
+    let modelPath: String
+    let threads: Int
+    let trainTokens: Int
+    let streamPath = "Bench/prompts/drafter-stream.jsonl"
+    let heldOutPath = "Bench/prompts/drafter-heldout.jsonl"
+    let budget = 3
+    let heldOutTokens = 128
+
+    struct Point {
+        var tokensTrained: Int
+        var weightsVersion: Int
+        var learnedAccuracy: Double
+        var learnedTau: Double
+        var suffixTau: Double
+        var mergedTau: Double
+        var mergedTokensPerSecond: Double
+        var plainTokensPerSecond: Double
+    }
+
+    /// Sums of one drafter's statistics over the held-out prompts.
+    private struct Totals {
+        var steps = 0, emitted = 0, firstAccepted = 0, tokens = 0
+        var seconds = 0.0
+
+        mutating func add(_ result: GenerationResult) {
+            tokens += result.tokenIds.count
+            seconds += result.timings.decodeSeconds
+            guard let s = result.speculation else { return }
+            steps += s.steps
+            emitted += s.emitted
+            firstAccepted += s.acceptedAtDepth.first ?? 0
+        }
+
+        var tau: Double { steps > 0 ? Double(emitted) / Double(steps) : 0 }
+        var firstAccuracy: Double { steps > 0 ? Double(firstAccepted) / Double(steps) : 0 }
+        var tokensPerSecond: Double { seconds > 0 ? Double(tokens) / seconds : 0 }
+    }
+
+    func run(progress: Bool) throws -> [Point] {
+        let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: 1024)
+        let stream = try PromptFile.read(path: streamPath).map { try $0.tokens(tokenizer: engine.tokenizer) }
+        let heldOut = try PromptFile.read(path: heldOutPath).map { try $0.tokens(tokenizer: engine.tokenizer) }
+        let target = DrafterTarget(model: engine.model)
+        let cost = try VerificationCost.cached(model: engine.model, modelPath: modelPath, maxRows: budget + 1)
+
+        var trainerOptions = DrafterTrainerOptions()
+        let cores = ProcessorCount.online
+        trainerOptions.cores = cores > threads ? [cores - 1] : nil
+        let initial = try DrafterWeights.random(config: DrafterConfig(target: engine.model.config), target: target)
+        let trainer = DrafterTrainer(initial: initial, target: target, options: trainerOptions)
+        let training = LearnedDrafter(weights: initial, target: target, trainer: trainer)
+        trainer.start()
+        defer { trainer.stop() }
+
+        let marks = (0...4).map { trainTokens * $0 / 4 }
+        var points: [Point] = []
+        var generated = 0, responses = 0
+        for mark in marks {
+            while generated < mark {
+                let prompt = stream[responses % stream.count]
+                let options = GenerationOptions(maxTokens: 256, sampling: SamplingParameters(temperature: 0.7, seed: UInt64(responses)),
+                                                speculation: SpeculationOptions(drafter: training, budget: budget))
+                generated += try engine.generator.generate(promptTokens: prompt, options: options).tokenIds.count
+                responses += 1
+            }
+            points.append(try measure(engine: engine, heldOut: heldOut, weights: training.weights, target: target,
+                                      cost: cost, tokensTrained: generated))
+            if progress {
+                let p = points.last!
+                Console.error("drafter curve: \(generated) tokens trained, learned top-1 \(decimals(p.learnedAccuracy * 100, 1)) %, " +
+                              "tau learned \(decimals(p.learnedTau, 2)), suffix \(decimals(p.suffixTau, 2)), merged \(decimals(p.mergedTau, 2))")
+            }
+        }
+        return points
+    }
+
+    private func measure(engine: Engine, heldOut: [[Int32]], weights: DrafterWeights, target: DrafterTarget,
+                         cost: VerificationCost, tokensTrained: Int) throws -> Point {
+        var plain = Totals(), learned = Totals(), suffix = Totals(), merged = Totals()
+        for prompt in heldOut {
+            func run(_ speculation: SpeculationOptions?) throws -> GenerationResult {
+                try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: heldOutTokens, speculation: speculation))
+            }
+            plain.add(try run(nil))
+            let chain = LearnedDrafter(weights: weights, target: target, childrenPerNode: 1)
+            learned.add(try run(SpeculationOptions(drafter: chain, budget: budget, adaptive: false)))
+            suffix.add(try run(SpeculationOptions(drafter: SuffixDrafter(), budget: budget, adaptive: false)))
+            let auto = AutoDrafter(drafters: [SuffixDrafter()], merging: LearnedDrafter(weights: weights, target: target))
+            merged.add(try run(SpeculationOptions(drafter: auto, budget: budget, cost: cost)))
+        }
+        return Point(tokensTrained: tokensTrained, weightsVersion: weights.version, learnedAccuracy: learned.firstAccuracy,
+                     learnedTau: learned.tau, suffixTau: suffix.tau, mergedTau: merged.tau,
+                     mergedTokensPerSecond: merged.tokensPerSecond, plainTokensPerSecond: plain.tokensPerSecond)
+    }
+
+    func table(_ points: [Point]) -> String {
+        var lines = ["learned drafter trained online, \(threads) inference thread(s); held-out prompts: \(heldOutPath), " +
+                     "\(heldOutTokens) greedy tokens each, budget \(budget)",
+                     "tokens trained".padding(16) + "version".padding(9) + "learned top-1".padding(15) + "tau learned".padding(13)
+                     + "tau suffix".padding(12) + "tau merged".padding(12) + "merged tok/s".padding(14) + "plain tok/s".padding(13) + "speedup"]
+        for p in points {
+            lines.append(String(p.tokensTrained).padding(16) + String(p.weightsVersion).padding(9)
+                         + (decimals(p.learnedAccuracy * 100, 1) + " %").padding(15) + decimals(p.learnedTau, 2).padding(13)
+                         + decimals(p.suffixTau, 2).padding(12) + decimals(p.mergedTau, 2).padding(12)
+                         + decimals(p.mergedTokensPerSecond, 1).padding(14) + decimals(p.plainTokensPerSecond, 1).padding(13)
+                         + decimals(p.mergedTokensPerSecond / max(p.plainTokensPerSecond, 1e-9), 2))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
