@@ -5,6 +5,7 @@
  * results are independent of batching and threads. */
 #include <math.h>
 #include <stdlib.h>
+#include "td_exp.h"
 #include "td_internal.h"
 
 /* Element i of a key or value row stored as kv_type. */
@@ -42,7 +43,7 @@ static inline __attribute__((always_inline)) void attend(const float *q, const v
     }
     float total = 0.0f;
     for (int s = 0; s < n_slots; s++) {
-        scores[s] = expf(scores[s] - max_score);
+        scores[s] = td_expf(scores[s] - max_score);
         total += scores[s];
     }
     for (int d = 0; d < head_dim; d++) out[d] = 0.0f;

@@ -19,6 +19,7 @@
  * to the scalar kernel otherwise. */
 #include <immintrin.h>
 #include <math.h>
+#include "td_exp.h"
 #include "td_internal.h"
 
 #define TD_ATTN_INLINE TD_ATTN __attribute__((always_inline))
@@ -71,8 +72,16 @@ static inline TD_ATTN_INLINE void attend(const float *q, const void *k_base, con
     for (int g = 0; g < heads; g++) {
         float *row = scores + g * n_slots;
         float total = 0.0f;
-        for (int s = 0; s < n_slots; s++) {
-            row[s] = expf(row[s] - max_score[g]);
+        int s = 0;
+#ifdef TD_ATTEND_EXP8
+        /* Eight exponentials at a time; the total still adds them in slot order. */
+        for (; s + 8 <= n_slots; s += 8) {
+            _mm256_storeu_ps(row + s, TD_ATTEND_EXP8(_mm256_sub_ps(_mm256_loadu_ps(row + s), _mm256_set1_ps(max_score[g]))));
+            for (int i = 0; i < 8; i++) total += row[s + i];
+        }
+#endif
+        for (; s < n_slots; s++) {
+            row[s] = td_expf(row[s] - max_score[g]);
             total += row[s];
         }
         inverse[g] = total > 0.0f ? 1.0f / total : 0.0f;

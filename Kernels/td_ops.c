@@ -3,6 +3,7 @@
  * threads. */
 #include <math.h>
 #include <stdlib.h>
+#include "td_exp.h"
 #include "td_internal.h"
 
 int td_rmsnorm(const float *x, const float *w, float *y, int64_t m, int64_t n, float eps) {
@@ -93,11 +94,47 @@ int td_convert_to_half(const float *x, td_fp16 *y, int64_t n) {
     return TD_OK;
 }
 
+#if defined(__x86_64__)
+/* Eight elements at a time with the same operations per element as the loop in td_swiglu. */
+static __attribute__((target("avx512f,avx2,fma"))) int64_t swiglu_avx512(const float *gate, const float *up, float *out, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i);
+        const __m256 e = td_expf8_avx512(_mm256_xor_ps(g, _mm256_set1_ps(-0.0f)));
+        const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+    }
+    return i;
+}
+#endif
+
+#if defined(__x86_64__)
+static __attribute__((target("avx512f,avx2,fma"))) int64_t exp_row_avx512(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, td_expf8_avx512(_mm256_loadu_ps(x + i)));
+    return i;
+}
+#endif
+
+int td_exp_row(const float *x, float *y, int64_t n) {
+    if (x == NULL || y == NULL || n < 0) return TD_EINVAL;
+    int64_t i = 0;
+#if defined(__x86_64__)
+    if (td_isa_active() == TD_ISA_AVX512) i = exp_row_avx512(x, y, n);
+#endif
+    for (; i < n; i++) y[i] = td_expf(x[i]);
+    return TD_OK;
+}
+
 int td_swiglu(const float *gate, const float *up, float *out, int64_t n) {
     if (gate == NULL || up == NULL || out == NULL || n < 0) return TD_EINVAL;
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i = 0;
+#if defined(__x86_64__)
+    if (td_isa_active() == TD_ISA_AVX512) i = swiglu_avx512(gate, up, out, n);
+#endif
+    for (; i < n; i++) {
         const float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
+        out[i] = g / (1.0f + td_expf(-g)) * up[i];
     }
     return TD_OK;
 }

@@ -164,6 +164,10 @@ int td_round_to_half(const float *x, float *y, int64_t n);
  * saturates while td_round_half_finite keeps x[i]. */
 int td_convert_to_half(const float *x, td_fp16 *y, int64_t n);
 
+/* y[i] = e^x[i] for n floats, as attention's softmax and td_swiglu compute it: the same bits
+ * on every ISA path and thread count, independent of the C library. */
+int td_exp_row(const float *x, float *y, int64_t n);
+
 /* out[i] = silu(gate[i]) * up[i] for n elements. out may alias gate or up. */
 int td_swiglu(const float *gate, const float *up, float *out, int64_t n);
 

@@ -542,6 +542,60 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         #expect(td_fp16_to_fp32(nanHalf[0]).isNaN)
     }
 
+    /// The exponential attention and SwiGLU use gives the same bits on every path, including
+    /// the inputs that leave its table (|x| >= 88, infinities, NaN) inside a vector of normal
+    /// ones, and stays within one unit in the last place of float64 exp.
+    @Test func exponentialPathsAgreeBitwise() {
+        var rng = SplitMix64(seed: 0xD07_0014)
+        var x = rng.floats(997, scale: 30) + rng.floats(200, scale: 120)
+        x += [0, -0.0, 1, -1, 88.72283, 88.72284, -87.3, -103.27892, -103.279, -103.97207, -103.98, -200,
+              .infinity, -.infinity, .nan, .leastNonzeroMagnitude, -.greatestFiniteMagnitude]
+        x += (0..<40).map { Float(-110 + $0) + 0.5 }
+        let scalar = KernelGate.run(isa: Int32(TD_ISA_SCALAR.rawValue)) { () -> [Float] in
+            var y = [Float](repeating: 0, count: x.count)
+            #expect(td_exp_row(x, &y, Int64(x.count)) == TD_OK)
+            return y
+        }
+        for isa in KernelGate.isaPaths {
+            let y = KernelGate.run(isa: isa) { () -> [Float] in
+                var y = [Float](repeating: 0, count: x.count)
+                #expect(td_exp_row(x, &y, Int64(x.count)) == TD_OK)
+                return y
+            }
+            // Bit patterns, so NaN results must match too.
+            #expect(y.map(\.bitPattern) == scalar.map(\.bitPattern), "ISA \(KernelGate.name(isa))")
+        }
+        for (input, output) in zip(x, scalar) where input.isFinite {
+            let reference = Foundation.exp(Double(input))
+            if reference > Double(Float.greatestFiniteMagnitude) {
+                #expect(output == .infinity, "e^\(input) overflows: \(output)")
+            } else {
+                #expect(abs(Double(output) - reference) <= Double(Float(reference).ulp), "e^\(input): \(output) vs \(reference)")
+            }
+        }
+        #expect(scalar[x.firstIndex(of: .infinity)!] == .infinity)
+        #expect(scalar[x.firstIndex(of: -.infinity)!] == 0)
+        #expect(scalar[x.firstIndex { $0.isNaN }!].isNaN)
+    }
+
+    /// SwiGLU's vector path takes the scalar loop's operations per element.
+    @Test func swigluPathsAgreeBitwise() {
+        var rng = SplitMix64(seed: 0xD07_0015)
+        let gate = rng.floats(1_003, scale: 40) + [-100, 100, 0, -0.0, .infinity, -.infinity]
+        let up = rng.floats(gate.count, scale: 3)
+        func run(_ isa: Int32) -> [Float] {
+            KernelGate.run(isa: isa) { () -> [Float] in
+                var out = [Float](repeating: .nan, count: gate.count)
+                #expect(td_swiglu(gate, up, &out, Int64(gate.count)) == TD_OK)
+                return out
+            }
+        }
+        let scalar = run(Int32(TD_ISA_SCALAR.rawValue))
+        for isa in KernelGate.isaPaths {
+            #expect(run(isa).map(\.bitPattern) == scalar.map(\.bitPattern), "ISA \(KernelGate.name(isa))")
+        }
+    }
+
     @Test func swigluMatchesReference() {
         let seed: UInt64 = 0xD07_0007
         var rng = SplitMix64(seed: seed)
