@@ -1,6 +1,6 @@
 /* Single-precision e^x in double arithmetic, with a scalar form and an 8-lane AVX-512 form
- * that give the same bits. Attention's softmax and SwiGLU use it on every ISA path, so their results do
- * not depend on the C library's expf.
+ * that give the same bits. Attention's softmax and SwiGLU use it on every ISA path, so their
+ * results do not depend on the C library's expf.
  *
  * Method: x * 32 / ln 2 = k + r with integer k and |r| <= 1/2; e^x = 2^(k/32) * 2^(r/32).
  * 2^(k/32) is a table entry for k mod 32 with k div 32 added to its exponent bits, and
