@@ -56,6 +56,56 @@ import Testing
 
 /// The background trainer: training from recorded positions, snapshots, priority, and exact
 /// output while weights change under the decoder.
+/// The trainer's replay buffer with positions of several sequences decoded side by side.
+@Suite struct DrafterReplayTests {
+    /// Appends position `position` of `stream` with token = stream * 1000 + position and a
+    /// hidden state of that value.
+    static func append(_ replay: inout DrafterReplay, stream: Int, position: Int) {
+        let value = Float(stream * 1000 + position)
+        let hidden = [Float](repeating: value, count: replay.hiddenSize)
+        hidden.withUnsafeBufferPointer { replay.append(token: Int32(value), position: position, hidden: $0.baseAddress!, stream: stream) }
+    }
+
+    @Test func interleavedStreamsKeepTheirOwnSegments() throws {
+        var replay = DrafterReplay(hiddenSize: 3, capacityPositions: 1_000)
+        for position in 0..<10 {
+            for stream in [7, 2, 5] { Self.append(&replay, stream: stream, position: position) }
+        }
+        #expect(replay.segments.count == 3)
+        #expect(replay.segments.map(\.stream) == [7, 2, 5])
+        for segment in replay.segments {
+            #expect(segment.tokens == (0..<10).map { Int32(segment.stream * 1000 + $0) })
+            #expect(!segment.closed, "each stream's segment still grows")
+        }
+
+        // Windows of four come from one stream each, in order, with matching hidden states.
+        var seen: [Int] = []
+        while let sample = replay.takeFresh(length: 4) {
+            let stream = Int(sample.tokens[0]) / 1000
+            seen.append(stream)
+            #expect(sample.tokens == (0..<sample.tokens.count).map { Int32(stream * 1000 + sample.startPosition + $0) })
+            #expect(sample.hidden == sample.tokens.flatMap { [Float](repeating: Float($0), count: 3) })
+        }
+        #expect(Set(seen) == [7, 2, 5])
+    }
+
+    /// A stream that restarts at position 0 closes its old segment, whose rest is then
+    /// trained even when shorter than a window; other streams' segments stay open.
+    @Test func restartedStreamClosesOnlyItsSegment() throws {
+        var replay = DrafterReplay(hiddenSize: 2, capacityPositions: 1_000)
+        for position in 0..<3 {
+            Self.append(&replay, stream: 1, position: position)
+            Self.append(&replay, stream: 2, position: position)
+        }
+        Self.append(&replay, stream: 1, position: 0)
+        #expect(replay.segments.map(\.closed) == [true, false, false])
+        let first = replay.takeFresh(length: 64)
+        #expect(first?.tokens == [1000, 1001, 1002])
+        let second = replay.takeFresh(length: 64)
+        #expect(second == nil, "the open segments are shorter than a window")
+    }
+}
+
 @Suite(.serialized) struct DrafterTrainerTests {
     @Test func trainerTrainsOnRecordedPositionsAndPosts() throws {
         try KernelGate.run {

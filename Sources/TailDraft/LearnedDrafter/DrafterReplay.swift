@@ -1,12 +1,19 @@
 /// Committed positions the trainer has received, as contiguous segments, bounded in size:
 /// the oldest segments leave first, so memory never grows with run time.
+///
+/// Positions come from one or more streams (sequences decoded side by side, such as the
+/// responses of a rollout), each with its own id. Records of different streams may
+/// interleave, and each stream's positions still form their own segments.
 struct DrafterReplay {
     struct Segment {
+        var stream: Int
         var startPosition: Int
         var tokens: [Int32] = []
         var hidden: [Float] = []
         /// Positions before this index were trained on as fresh data.
         var freshFrom = 0
+        /// Whether the segment stopped growing: its stream started another segment.
+        var closed = false
     }
 
     let hiddenSize: Int
@@ -20,14 +27,18 @@ struct DrafterReplay {
         self.capacityPositions = max(2, capacityPositions)
     }
 
-    /// Appends one position. A position that does not follow the newest segment's last one
-    /// starts a new segment, because it begins a new sequence or follows dropped records.
-    mutating func append(token: Int32, position: Int, hidden: UnsafePointer<Float>) {
-        if let last = segments.last, last.startPosition + last.tokens.count == position {
-            segments[segments.count - 1].tokens.append(token)
-            segments[segments.count - 1].hidden.append(contentsOf: UnsafeBufferPointer(start: hidden, count: hiddenSize))
+    /// Appends one position of `stream`. A position that does not follow the last one of the
+    /// stream's newest segment closes that segment and starts a new one, because it begins a
+    /// new sequence or follows dropped records. Finding the stream's segment takes time
+    /// linear in the number of segments kept.
+    mutating func append(token: Int32, position: Int, hidden: UnsafePointer<Float>, stream: Int = 0) {
+        let newest = segments.lastIndex { $0.stream == stream && !$0.closed }
+        if let newest, segments[newest].startPosition + segments[newest].tokens.count == position {
+            segments[newest].tokens.append(token)
+            segments[newest].hidden.append(contentsOf: UnsafeBufferPointer(start: hidden, count: hiddenSize))
         } else {
-            var segment = Segment(startPosition: position)
+            if let newest { segments[newest].closed = true }
+            var segment = Segment(stream: stream, startPosition: position)
             segment.tokens.append(token)
             segment.hidden.append(contentsOf: UnsafeBufferPointer(start: hidden, count: hiddenSize))
             segments.append(segment)
@@ -46,7 +57,7 @@ struct DrafterReplay {
             let segment = segments[index]
             let from = max(0, segment.freshFrom - 1)
             let available = segment.tokens.count - from
-            let closed = index < segments.count - 1
+            let closed = segment.closed
             guard available >= 2, available >= length || closed, segment.freshFrom < segment.tokens.count else { continue }
             let to = from + min(length, available)
             segments[index].freshFrom = to

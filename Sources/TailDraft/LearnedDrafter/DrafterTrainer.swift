@@ -80,6 +80,7 @@ public final class DrafterTrainer: @unchecked Sendable {
     struct FeatureHeader {
         var token: Int32
         var position: Int32
+        var stream: Int32
     }
 
     public let options: DrafterTrainerOptions
@@ -140,13 +141,15 @@ public final class DrafterTrainer: @unchecked Sendable {
         return copy
     }
 
-    /// Pushes committed positions (tokens with their target hidden states, H floats each).
+    /// Pushes committed positions (tokens with their target hidden states, H floats each) of
+    /// `stream`, which tells sequences decoded side by side apart (0 for a single sequence).
     /// Never blocks or allocates; positions that do not fit are dropped and counted.
-    public func record(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {
+    public func record(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int, stream: Int = 0) {
         let h = ring.payloadCount
         hidden.withUnsafeBufferPointer { floats in
             for (offset, token) in tokens.enumerated() {
-                ring.push(FeatureHeader(token: token, position: Int32(startPosition + offset)), payload: floats.baseAddress! + offset * h)
+                let header = FeatureHeader(token: token, position: Int32(startPosition + offset), stream: Int32(truncatingIfNeeded: stream))
+                ring.push(header, payload: floats.baseAddress! + offset * h)
             }
         }
     }
@@ -223,7 +226,7 @@ public final class DrafterTrainer: @unchecked Sendable {
     private func drain() {
         var received = 0
         while ring.pop({ header, hidden in
-            replay.append(token: header.token, position: Int(header.position), hidden: hidden)
+            replay.append(token: header.token, position: Int(header.position), hidden: hidden, stream: Int(header.stream))
             if header.token >= 0 && Int(header.token) < tokenCounts.count { tokenCounts[Int(header.token)] += 1 }
         }) {
             received += 1

@@ -19,6 +19,9 @@ public final class LearnedDrafter: Drafter {
     public let target: DrafterTarget
     /// The snapshot drafting uses now.
     public private(set) var weights: DrafterWeights
+    /// The id the trainer files this drafter's positions under. Drafters of sequences decoded
+    /// side by side that share one trainer need different ids.
+    public let stream: Int
     /// Trains the drafter in the background, when set.
     public let trainer: DrafterTrainer?
     /// Children drafted per expanded node (the drafter's top-k).
@@ -49,7 +52,8 @@ public final class LearnedDrafter: Drafter {
     /// Creates a drafter with fixed `weights`, or, with `trainer`, with the trainer's
     /// weights as they improve.
     public init(weights: DrafterWeights, target: DrafterTarget, trainer: DrafterTrainer? = nil, childrenPerNode: Int = 4,
-                beamWidth: Int = 4, refreshPositions: Int = 16, threads: Int = 1) {
+                beamWidth: Int = 4, refreshPositions: Int = 16, threads: Int = 1, stream: Int = 0) {
+        self.stream = stream
         self.weights = weights
         self.target = target
         self.trainer = trainer
@@ -68,7 +72,7 @@ public final class LearnedDrafter: Drafter {
     public func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {
         let h = weights.config.hiddenSize
         precondition(hidden.count == tokens.count * h, "observeHidden got \(hidden.count) floats for \(tokens.count) tokens of \(h)")
-        trainer?.record(tokens: tokens, hidden: hidden, startPosition: startPosition)
+        trainer?.record(tokens: tokens, hidden: hidden, startPosition: startPosition, stream: stream)
         let known = features.count / h
         if startPosition == 0 { featuresContiguous = true }
         guard startPosition <= known else {
