@@ -30,7 +30,7 @@ enum GenerateCommand {
         // --speculate auto merges the learned drafter's branches only when --drafter names it.
         let mode = args.string("speculate")
         let usesLearned = mode == "learned" || (mode == "auto" && args.string("drafter") != nil)
-        let learned = usesLearned ? try LearnedDrafterSession(args, engine: engine) : nil
+        let learned = usesLearned ? try LearnedDrafterSession(args, model: engine.model) : nil
         if learned == nil && (args.string("drafter") != nil || args.string("train-cores") != nil) {
             throw UsageError(description: "--drafter and --train-cores need --speculate learned, or --speculate auto with --drafter")
         }

@@ -206,6 +206,15 @@ enum Help {
                                --max-running sequences).
       --context N              Token limit per sequence, prompt plus response, at most the
                                model's trained context (default: that context, at most 4096).
+      --drafter PATH           Train the learned drafter on every response while the rollout
+                               runs (each response is its own sequence for training), from
+                               PATH when the file exists, and save it there during training
+                               and at the end. The trainer runs at idle priority, so it takes
+                               the cycles the batch leaves; positions it cannot take in time
+                               are dropped and counted. Drafting in the tail still uses
+                               --speculate; use the trained drafter with 'generate
+                               --speculate learned --drafter PATH'.
+      --train-cores LIST       With --drafter: CPU cores for the training thread, such as 1.
       --out FILE               Write the JSON lines to FILE instead of standard output.
       --report DIR             Write report.json and SVG charts into DIR: response lengths,
                                tokens per second and tau over time, batch size over time with

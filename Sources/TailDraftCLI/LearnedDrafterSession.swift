@@ -10,15 +10,15 @@ final class LearnedDrafterSession {
     let trainer: DrafterTrainer
     let path: String?
 
-    init(_ args: Arguments, engine: Engine) throws {
-        let target = DrafterTarget(model: engine.model)
+    init(_ args: Arguments, model: Transformer) throws {
+        let target = DrafterTarget(model: model)
         path = args.string("drafter")
         if let path { try Self.checkFolder(of: path) }
         var checkpoint: DrafterCheckpoint
         if let path, let saved = try DrafterCheckpoint.loadIfPresent(path: path, target: target) {
             checkpoint = saved
         } else {
-            checkpoint = DrafterCheckpoint(weights: try .random(config: DrafterConfig(target: engine.model.config), target: target))
+            checkpoint = DrafterCheckpoint(weights: try .random(config: DrafterConfig(target: model.config), target: target))
         }
         var options = DrafterTrainerOptions()
         options.cores = try args.string("train-cores").map(Self.parseCores)
@@ -60,6 +60,16 @@ final class LearnedDrafterSession {
         guard access(folder, W_OK) == 0 else {
             throw UsageError(description: "folder \(folder) for --drafter \(path) is not writable: choose another path")
         }
+    }
+
+    /// Formats what a rollout's training did as one line for standard error: the rollout
+    /// feeds the trainer but does not draft with the drafter, so there are no swaps to report.
+    static func rolloutSummary(_ s: DrafterTrainerStatistics, path: String?) -> String {
+        let loss = s.lastLoss.map { fixed($0.total, 4) } ?? "none"
+        return "drafter training: \(s.steps) steps on \(s.rowsTrained) rows (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
+            "\(s.positionsReceived) positions received, \(s.positionsDropped) dropped, " +
+            "test-then-train accuracy \(fixed(s.freshAccuracy * 100, 1)) % on \(s.freshRows) fresh rows, last loss \(loss)" +
+            (path.map { ", saved to \($0)" } ?? "")
     }
 
     /// Formats the statistics as one line for standard error.

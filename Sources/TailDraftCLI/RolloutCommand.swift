@@ -9,7 +9,7 @@ enum RolloutCommand {
             command: "rollout", arguments: arguments,
             valueOptions: ["model", "prompts", "samples-per-prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p",
                            "seed", "steps", "speculate", "tail-threshold", "draft-budget", "out", "report", "threads",
-                           "context", "max-running", "kv-budget"],
+                           "context", "max-running", "kv-budget", "drafter", "train-cores"],
             flagOptions: [])
         let modelPath = try args.required("model")
         let promptsPath = try args.required("prompts")
@@ -33,6 +33,12 @@ enum RolloutCommand {
             options.speculation.cost = try VerificationCost.cached(model: model, modelPath: modelPath, maxRows: min(64, rows))
         }
         let engine = try RolloutEngine(model: model, tokenizer: tokenizer, options: options)
+        // With --drafter, every committed position trains the learned drafter in the background.
+        if args.string("train-cores") != nil && args.string("drafter") == nil {
+            throw UsageError(description: "--train-cores needs --drafter PATH, the checkpoint the rollout trains")
+        }
+        let training = args.string("drafter") == nil ? nil : try LearnedDrafterSession(args, model: model)
+        engine.drafterTrainer = training?.trainer
         let output = try args.string("out").map { try OutputFile(path: $0) } ?? OutputFile(standardOutput: ())
         let reportFolder = args.string("report")
         if let reportFolder { try TextFile.createFolder(reportFolder) }
@@ -52,6 +58,9 @@ enum RolloutCommand {
                                    bandit: options.speculation.mode == .auto ? engine.bandit : nil,
                                    peakResidentBytes: ResourceUsage.peakResidentBytes)
         Console.error(RolloutSummary.table(report))
+        if let training {
+            Console.error(LearnedDrafterSession.rolloutSummary(try training.finish(), path: training.path))
+        }
         if let reportFolder {
             let paths = try report.write(to: reportFolder)
             Console.error("report: \(paths.joined(separator: ", "))")

@@ -31,7 +31,7 @@ enum TrainDrafterCommand {
         let prompts = try PromptFile.read(path: promptsPath)
         let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: context)
         let promptTokens = try prompts.map { try $0.tokens(tokenizer: engine.tokenizer) }
-        let session = try LearnedDrafterSession(args, engine: engine)
+        let session = try LearnedDrafterSession(args, model: engine.model)
         let speculation = SpeculationOptions(drafter: session.drafter, budget: 3)
 
         // Generate until the time is up; the response under way when it ends is finished.

@@ -27,6 +27,28 @@ import Testing
         #expect(run.standardOutput.contains("23 KB per token"))
     }
 
+    /// --drafter trains the learned drafter on the rollout's responses and saves it, and the
+    /// responses stay those of a rollout without it.
+    @Test func drafterTrainsOnRolloutAndIsSaved() throws {
+        try withTemporaryDirectory { directory in
+            let prompts = try Self.promptFile(Self.twoPrompts, in: directory)
+            let checkpoint = directory.appendingPathComponent("drafter.gguf").path
+            let common = ["rollout", "--model", Fixtures.smolLMPath, "--prompts", prompts, "--samples-per-prompt", "2",
+                          "--max-tokens", "12", "--temperature", "0"]
+            let plain = try CommandLineTests.run(common)
+            let trained = try CommandLineTests.run(common + ["--drafter", checkpoint, "--train-cores", "0"])
+            #expect(trained.status == 0, "stderr: \(trained.standardError)")
+            #expect(trained.standardOutput == plain.standardOutput)
+            #expect(trained.standardError.contains("drafter training:"), "stderr: \(trained.standardError)")
+            #expect(trained.standardError.contains("saved to \(checkpoint)"))
+            #expect(FileManager.default.fileExists(atPath: checkpoint))
+
+            let alone = try CommandLineTests.run(common + ["--train-cores", "0"])
+            #expect(alone.status == 2)
+            #expect(alone.standardError.contains("--train-cores needs --drafter"))
+        }
+    }
+
     @Test func writesLinesSummaryAndReport() throws {
         try withTemporaryDirectory { directory in
             let prompts = try Self.promptFile(Self.twoPrompts, in: directory)

@@ -74,6 +74,31 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
         }
     }
 
+    /// With a drafter trainer attached, every position a sequence runs through the model
+    /// reaches the trainer once: the prompt, then each emitted token that a later pass runs
+    /// (all but a length-limited response's last one), with speculation in the tail or not.
+    @Test(arguments: [RolloutSpeculation.Mode.none, .suffix])
+    func trainerReceivesEveryCommittedPosition(_ mode: RolloutSpeculation.Mode) throws {
+        try withTinyEngine { engine in
+            let requests = try RolloutRequest.expand(tinyPrompts, samplesPerPrompt: 2, tokenizer: engine.tokenizer)
+            let options = RolloutOptions(maxTokens: 30, sampling: .greedy, seed: 5, stopTokens: tinyStops,
+                                         maxRunningSequences: 3, prefillChunk: 7,
+                                         speculation: RolloutSpeculation(mode: mode, tailThreshold: 3))
+            let target = DrafterTarget(model: engine.model)
+            let weights = try DrafterWeights.random(config: DrafterConfig(target: engine.model.config), target: target)
+            let trainer = DrafterTrainer(initial: weights, target: target)
+            let rolloutEngine = try RolloutEngine(model: engine.model, tokenizer: engine.tokenizer, options: options)
+            rolloutEngine.drafterTrainer = trainer
+            var expected = 0
+            _ = try rolloutEngine.run(requests) { response in
+                expected += response.request.promptTokens.count + response.tokenIds.count - (response.finishReason == .stop ? 0 : 1)
+            }
+            trainer.runOnce()
+            #expect(trainer.statistics.positionsDropped == 0)
+            #expect(trainer.statistics.positionsReceived == expected)
+        }
+    }
+
     @Test func laterStepsUseTheirOwnSeeds() throws {
         try withTinyEngine { engine in
             let requests = try RolloutRequest.expand(Array(tinyPrompts.prefix(2)), samplesPerPrompt: 2, tokenizer: engine.tokenizer)

@@ -45,6 +45,12 @@ public final class RolloutEngine {
     /// Drafts from every finished response of every step, so later samples of a prompt can
     /// reuse text from earlier ones.
     let suffixDrafter = SuffixDrafter(archivesAutomatically: false)
+    /// The trainer that receives every committed position of every sequence with its hidden
+    /// state, each sequence as its own stream, so a drafter trains on the rollout's output.
+    /// Pushing never blocks, so positions the trainer's ring cannot take are dropped.
+    public var drafterTrainer: DrafterTrainer?
+    /// Sequences admitted so far, over all steps: the next sequence's stream id.
+    private var sequencesAdmitted = 0
     private var pool: [KVCache] = []
     private var allocatedCaches = 0
     /// Single-pass verification cost by rows, and its scaled tables by running sequences.
@@ -181,8 +187,11 @@ public final class RolloutEngine {
             allocatedCaches += 1
         }
         let seed = RolloutSeed.response(seed: options.seed, step: step, promptIndex: request.promptIndex, sampleIndex: request.sampleIndex)
-        return RolloutSequence(request: request, seed: seed, cache: cache, options: options, tokenizer: tokenizer,
-                               joinedSeconds: joinedSeconds)
+        let sequence = RolloutSequence(request: request, seed: seed, cache: cache, options: options, tokenizer: tokenizer,
+                                       joinedSeconds: joinedSeconds)
+        sequence.training = drafterTrainer.map { ($0, sequencesAdmitted) }
+        sequencesAdmitted += 1
+        return sequence
     }
 
     /// Returns the response of a finished sequence.

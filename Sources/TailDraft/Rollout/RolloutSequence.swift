@@ -57,6 +57,9 @@ final class RolloutSequence {
     private var pendingPlan: DecodePlan?
     private var pendingGated = false
     private var pendingPrefillEnd = 0
+    /// The trainer that receives committed positions with their hidden states, and this
+    /// sequence's stream id there; nil sends none.
+    var training: (trainer: DrafterTrainer, stream: Int)?
 
     init(request: RolloutRequest, seed: UInt64, cache: KVCache, options: RolloutOptions,
          tokenizer: BPETokenizer, joinedSeconds: Double) {
@@ -157,6 +160,15 @@ final class RolloutSequence {
         outcome.committed = output.tokens.count - before
         outcome.drafted = tree.draftedCount
         outcome.accepted = min(acceptedTokens.count, consumed)
+        if let training {
+            // The root and the accepted drafts now sit in the KV cache from rootSlot on.
+            let rows = [0] + acceptedNodes.prefix(outcome.accepted)
+            var hidden: [Float] = []
+            hidden.reserveCapacity(rows.count * result.hiddenSize)
+            for row in rows { hidden.append(contentsOf: result.hidden(row: firstRow + row)) }
+            training.trainer.record(tokens: rows.map { tree.tokens[$0] }[...], hidden: hidden[...], startPosition: rootSlot,
+                                    stream: training.stream)
+        }
         drafted += outcome.drafted
         accepted += outcome.accepted
 
@@ -177,6 +189,12 @@ final class RolloutSequence {
 
     private func consumePrefill(_ result: ForwardOutput, firstRow: Int) -> SequenceStepOutcome {
         let chunk = pendingPrefillEnd - prefilled
+        if let training {
+            let h = result.hiddenSize
+            training.trainer.record(tokens: request.promptTokens[prefilled..<pendingPrefillEnd],
+                                    hidden: result.hidden[firstRow * h..<(firstRow + chunk) * h],
+                                    startPosition: prefilled, stream: training.stream)
+        }
         prefilled = pendingPrefillEnd
         guard !isPrefilling else { return SequenceStepOutcome() }
         let first = sampler.sample(result.logits(row: firstRow + chunk - 1))
