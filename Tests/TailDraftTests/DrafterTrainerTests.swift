@@ -126,6 +126,12 @@ import Testing
                 // A new sequence closes the first, so its last, shorter window trains too.
                 trainer.record(tokens: tokens.prefix(3), hidden: pass.hidden.prefix(3 * LearnedDrafterTests.config.hiddenSize),
                                startPosition: 0)
+                // Paused, the trainer takes the positions in but does not train on them.
+                trainer.isPaused = true
+                #expect(!trainer.runOnce())
+                #expect(trainer.statistics.positionsReceived == 23)
+                #expect(trainer.statistics.steps == 0)
+                trainer.isPaused = false
                 var steps = 0
                 while trainer.runOnce() && steps < 100 { steps += 1 }
                 let statistics = trainer.statistics

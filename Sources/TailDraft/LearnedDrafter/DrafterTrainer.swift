@@ -95,6 +95,16 @@ public final class DrafterTrainer: @unchecked Sendable {
     private var rng: SplitMixGenerator
     private var stepsSincePost = 0
     private let stopRequested = Atomic<Bool>(false)
+    private let pauseRequested = Atomic<Bool>(false)
+
+    /// While true, the trainer only moves received positions from the ring into its replay
+    /// buffer and does not train, so it takes almost no CPU time, memory bandwidth or cache.
+    /// A rollout sets it while its batch is large and needs every core, and clears it in the
+    /// long tail, where cores idle. Takes effect at the next training step.
+    public var isPaused: Bool {
+        get { pauseRequested.load(ordering: .relaxed) }
+        set { pauseRequested.store(newValue, ordering: .relaxed) }
+    }
     private let counters = Mutex(DrafterTrainerStatistics())
     private var thread: BackgroundThread?
 
@@ -183,6 +193,7 @@ public final class DrafterTrainer: @unchecked Sendable {
     @discardableResult
     public func runOnce() -> Bool {
         drain()
+        if isPaused { return false }
         let length = max(2, options.windowLength)
         var fresh = true
         var sample = replay.takeFresh(length: length)

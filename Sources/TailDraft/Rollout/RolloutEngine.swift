@@ -47,7 +47,8 @@ public final class RolloutEngine {
     let suffixDrafter = SuffixDrafter(archivesAutomatically: false)
     /// The trainer that receives every committed position of every sequence with its hidden
     /// state, each sequence as its own stream, so a drafter trains on the rollout's output.
-    /// Pushing never blocks, so positions the trainer's ring cannot take are dropped.
+    /// Pushing never blocks, so positions the trainer's ring cannot take are dropped. The
+    /// engine pauses its training outside the tail (`DrafterTrainer.isPaused`).
     public var drafterTrainer: DrafterTrainer?
     /// Sequences admitted so far, over all steps: the next sequence's stream id.
     private var sequencesAdmitted = 0
@@ -223,6 +224,9 @@ public final class RolloutEngine {
     /// Plans, runs and consumes one forward pass over `running`.
     private func runPass(_ running: [RolloutSequence], waiting: Int) throws -> PassRecord {
         let inTail = running.count <= options.speculation.tailThreshold
+        // A large batch needs every core, and the trainer's memory traffic and cache use would
+        // slow it, so the trainer trains only in the tail and meanwhile only collects positions.
+        drafterTrainer?.isPaused = !inTail
         let (plan, strategy, arm) = inTail ? tailPlan(runningSequences: running.count) : (DecodePlan.plain(cost: cost), nil, nil)
 
         // Decode rows for every prefilled sequence, prompt chunks while the prefill budget lasts.
