@@ -107,6 +107,7 @@ enum GenerateCommand {
             }
             if let training, let drafter = learned?.drafter {
                 Console.error(LearnedDrafterSession.summary(training, drafter: drafter))
+                if let path = learned?.path { Console.error("drafter saved to \(path)") }
             }
             Console.error("decode: \(tokens(result.tokenIds.count)) in \(fixed(t.decodeSeconds * 1000, 1)) ms (\(fixed(t.decodeTokensPerSecond, 1)) tokens/s), finish reason: \(reason), kernels: \(KernelPath.active)")
         }

@@ -209,12 +209,18 @@ enum Help {
       --drafter PATH           Train the learned drafter on every response while the rollout
                                runs (each response is its own sequence for training), from
                                PATH when the file exists, and save it there during training
-                               and at the end. The trainer runs at idle priority, so it takes
-                               the cycles the batch leaves; positions it cannot take in time
-                               are dropped and counted. Drafting in the tail still uses
-                               --speculate; use the trained drafter with 'generate
-                               --speculate learned --drafter PATH'.
-      --train-cores LIST       With --drafter: CPU cores for the training thread, such as 1.
+                               and at the end. The trainer collects positions throughout but
+                               trains only in the long tail, at idle priority, so it takes
+                               the cycles the draining batch leaves. Its summary line counts
+                               positions received, positions dropped because its ring was
+                               full, and rows trained counting replays; it keeps the newest
+                               16,384 positions. Ctrl-C ends the rollout after the current
+                               pass, keeps the responses written and saves the drafter (exit
+                               status 130). Drafting in the tail still uses --speculate; use
+                               the trained drafter with 'generate --speculate learned
+                               --drafter PATH'.
+      --train-cores LIST       With --drafter: CPU cores for the training thread, such as 1
+                               (default: any core).
       --out FILE               Write the JSON lines to FILE instead of standard output.
       --report DIR             Write report.json and SVG charts into DIR: response lengths,
                                tokens per second and tau over time, batch size over time with

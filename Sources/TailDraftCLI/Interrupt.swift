@@ -35,7 +35,7 @@ enum Interrupt {
 /// async-signal-safe calls (an atomic store, write, signal) run here.
 private func handleInterrupt(_ signalNumber: Int32) {
     interruptFlag.store(true, ordering: .relaxed)
-    let message: StaticString = "\ninterrupted: finishing the current token and saving; press Ctrl-C again to quit at once\n"
+    let message: StaticString = "\ninterrupted: stopping and saving the drafter; press Ctrl-C again to quit at once\n"
     _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
     signal(signalNumber, SIG_DFL)
 }

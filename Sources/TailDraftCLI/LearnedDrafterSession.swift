@@ -38,7 +38,7 @@ final class LearnedDrafterSession {
 
     /// Parses a comma-separated list of CPU core indices such as "1" or "0,1".
     static func parseCores(_ text: String) throws -> [Int] {
-        let cores = text.split(separator: ",").map { Int($0.filter { !$0.isWhitespace }) }
+        let cores = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.filter { !$0.isWhitespace }) }
         guard !cores.isEmpty, cores.allSatisfy({ $0 != nil && $0! >= 0 }) else {
             throw UsageError(description: "invalid value '\(text)' for --train-cores: expected CPU core indices separated by commas, such as 1 or 0,1")
         }
@@ -66,8 +66,8 @@ final class LearnedDrafterSession {
     /// feeds the trainer but does not draft with the drafter, so there are no swaps to report.
     static func rolloutSummary(_ s: DrafterTrainerStatistics, path: String?) -> String {
         let loss = s.lastLoss.map { fixed($0.total, 4) } ?? "none"
-        return "drafter training: \(s.steps) steps on \(s.rowsTrained) rows (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
-            "\(s.positionsReceived) positions received, \(s.positionsDropped) dropped, " +
+        return "drafter training: \(plural(s.steps, "step")) on \(s.rowsTrained) rows counting replays (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
+            "\(s.positionsReceived) positions received, \(s.positionsDropped) dropped with the trainer's ring full, " +
             "test-then-train accuracy \(fixed(s.freshAccuracy * 100, 1)) % on \(s.freshRows) fresh rows, last loss \(loss)" +
             (path.map { ", saved to \($0)" } ?? "")
     }
@@ -75,7 +75,7 @@ final class LearnedDrafterSession {
     /// Formats the statistics as one line for standard error.
     static func summary(_ s: DrafterTrainerStatistics, drafter: LearnedDrafter) -> String {
         let loss = s.lastLoss.map { fixed($0.total, 4) } ?? "none"
-        return "drafter training: \(s.steps) steps on \(s.rowsTrained) rows (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
+        return "drafter training: \(plural(s.steps, "step")) on \(s.rowsTrained) rows counting replays (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
             "\(s.positionsReceived) positions received, \(s.positionsDropped) dropped, " +
             "test-then-train accuracy \(fixed(s.freshAccuracy * 100, 1)) % on \(s.freshRows) fresh rows, last loss \(loss), " +
             "weights version \(drafter.weights.version) (\(drafter.weightSwaps) swaps), priority \(s.priority.map { "\($0)" } ?? "normal")"
@@ -97,3 +97,6 @@ final class LearnedDrafterSession {
         ])
     }
 }
+
+/// "1 step", "2 steps".
+private func plural(_ count: Int, _ noun: String) -> String { count == 1 ? "1 \(noun)" : "\(count) \(noun)s" }

@@ -43,14 +43,28 @@ enum RolloutCommand {
         let reportFolder = args.string("report")
         if let reportFolder { try TextFile.createFolder(reportFolder) }
 
+        // With a drafter in training, Ctrl-C ends the rollout after the current pass: the
+        // responses written so far stay, and the drafter is saved.
+        if training != nil { Interrupt.install() }
         var progress = ProgressLine(steps: steps)
         var statistics: [RolloutStepStatistics] = []
-        for step in 0..<steps {
-            let result = try engine.run(requests, step: step, onResponse: { response in
-                try output.write(response.json().serialized() + "\n")
-            }, onProgress: { progress.update($0) })
-            progress.finishStep(result)
-            statistics.append(result)
+        do {
+            for step in 0..<steps {
+                let result = try engine.run(requests, step: step, onResponse: { response in
+                    try output.write(response.json().serialized() + "\n")
+                }, onProgress: {
+                    progress.update($0)
+                    if Interrupt.requested { throw RolloutInterruption() }
+                })
+                progress.finishStep(result)
+                statistics.append(result)
+            }
+        } catch is RolloutInterruption {
+            Console.error("rollout interrupted: \(statistics.count) of \(steps) steps complete; finished responses are written")
+        }
+        if statistics.isEmpty {
+            if let training { Console.error(LearnedDrafterSession.rolloutSummary(try training.finish(), path: training.path)) }
+            return
         }
 
         let report = RolloutReport(modelPath: modelPath, kernelPath: KernelPath.active, threads: threads, promptCount: prompts.count,
@@ -138,3 +152,6 @@ struct ProgressLine {
         lastLength = line.count
     }
 }
+
+/// Thrown from the progress callback to end a rollout early after Ctrl-C.
+private struct RolloutInterruption: Error {}

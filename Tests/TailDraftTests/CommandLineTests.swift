@@ -246,7 +246,7 @@ import Testing
             process.waitUntilExit()
             #expect(process.terminationStatus == 130, "stderr: \(message)")
             #expect(message.contains("finish reason: interrupted"), "stderr: \(message)")
-            #expect(message.contains("interrupted: finishing the current token"), "stderr: \(message)")
+            #expect(message.contains("interrupted: stopping and saving the drafter"), "stderr: \(message)")
             #expect(message.contains("drafter training:"), "stderr: \(message)")
             #expect(FileManager.default.fileExists(atPath: path), "the checkpoint is saved after Ctrl-C")
         }
@@ -323,5 +323,12 @@ import Testing
         #expect(run.status == 2)
         #expect(run.standardOutput.isEmpty)
         #expect(run.standardError.contains("invalid core 4096 for --train-cores: this machine has cores 0 to "))
+    }
+
+    @Test func trainCoresWithEmptyEntryIsRejected() throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--max-tokens", "4",
+                                            "--speculate", "learned", "--train-cores", "0,1,"])
+        #expect(run.status == 2)
+        #expect(run.standardError.contains("invalid value '0,1,' for --train-cores"))
     }
 }

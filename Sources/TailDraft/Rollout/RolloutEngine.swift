@@ -105,7 +105,7 @@ public final class RolloutEngine {
     ///   `onResponse` end the step and are rethrown.
     public func run(_ requests: [RolloutRequest], step: Int = 0,
                     onResponse: (RolloutResponse) throws -> Void,
-                    onProgress: ((RolloutProgress) -> Void)? = nil) throws -> RolloutStepStatistics {
+                    onProgress: ((RolloutProgress) throws -> Void)? = nil) throws -> RolloutStepStatistics {
         let capacity = sequenceCapacity(for: requests)
         let runningLimit = try admissionLimit(requests, capacity: capacity)
         if pool.first.map({ $0.capacity != capacity }) ?? false {
@@ -151,7 +151,7 @@ public final class RolloutEngine {
 
             record(entry, into: &statistics)
             recent.add(tokens: entry.timeline.committedTokens, seconds: entry.timeline.seconds)
-            onProgress?(RolloutProgress(
+            try onProgress?(RolloutProgress(
                 step: step, finishedResponses: statistics.responses, totalResponses: requests.count,
                 runningSequences: running.count, waitingRequests: requests.count - nextRequest, elapsedSeconds: passEnd - start,
                 completionTokens: statistics.completionTokens, recentTokensPerSecond: recent.rate,
