@@ -125,12 +125,14 @@ enum Help {
     Usage: taildraft tokenize --model PATH --text TEXT [--json]
 
     Prints the token ids of TEXT with each token's text. Control-token strings such as
-    <|im_start|> become control tokens, as in 'generate --prompt'.
+    <|im_start|> become control tokens, as in 'generate --prompt'. A token that holds only
+    part of a multi-byte character shows its bytes in hex, such as <bytes E6 97>.
 
     Options:
       --model PATH   GGUF model file (required).
       --text TEXT    Text to tokenize (required).
-      --json         Print {"ids": [...], "pieces": [...]}, each piece as its decoded text.
+      --json         Print {"ids": [...], "pieces": [...], "bytes": [[...], ...]}: each
+                     piece as its decoded text, and its exact bytes.
       --help         Show this text.
     """
 

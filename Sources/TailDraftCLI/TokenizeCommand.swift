@@ -14,7 +14,11 @@ enum TokenizeCommand {
             tokenizer.isControl(id) ? (tokenizer.tokenText(id) ?? "") : String(decoding: tokenizer.pieceBytes(id), as: UTF8.self)
         }
         if args.flag("json") {
-            print(JSON.object([("ids", JSON.ids(ids)), ("pieces", .array(pieces.map { .string($0) }))]).serialized())
+            // Pieces of multi-byte characters are not valid text alone, so "bytes" gives every
+            // piece's exact bytes beside its text.
+            let bytes = ids.map { id in JSON.array(tokenizer.pieceBytes(id).map { .int(Int($0)) }) }
+            print(JSON.object([("ids", JSON.ids(ids)), ("pieces", .array(pieces.map { .string($0) })),
+                               ("bytes", .array(bytes))]).serialized())
         } else {
             for (id, piece) in zip(ids, pieces) {
                 // A piece that is part of a multi-byte character is not text by itself: show

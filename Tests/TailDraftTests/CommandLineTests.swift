@@ -122,6 +122,12 @@ import Testing
         #expect(lines.first == "23274\t<bytes E6 97>")
         #expect(lines.contains("37366\t\" café\""))
         #expect(!run.standardOutput.contains("\u{FFFD}"))
+
+        let json = try Self.run(["tokenize", "--model", Fixtures.smolLMPath, "--text", "日本語", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        let bytes = try #require(object["bytes"] as? [[Int]])
+        #expect(bytes.first == [0xE6, 0x97])
+        #expect(bytes.flatMap { $0 } == Array("日本語".utf8).map(Int.init))
     }
 
     @Test func infoDescribesModel() throws {
