@@ -36,3 +36,25 @@ int td_thread_pin(const int32_t *cores, int count) {
     return TD_EINVAL;
 #endif
 }
+
+int td_thread_pin_team(const int32_t *cores, int count, int nthreads) {
+#if defined(__linux__)
+    if (cores == NULL || count <= 0 || nthreads < 1) return TD_EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < count; i++) {
+        if (cores[i] < 0 || cores[i] >= CPU_SETSIZE) return TD_EINVAL;
+        CPU_SET(cores[i], &set);
+    }
+    int failed = 0;
+    /* The calling thread is thread 0 of the team, so it is pinned too. */
+    #pragma omp parallel num_threads(nthreads) reduction(| : failed)
+    failed |= pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0;
+    return failed ? TD_EINVAL : TD_OK;
+#else
+    (void)cores;
+    (void)count;
+    (void)nthreads;
+    return TD_EINVAL;
+#endif
+}

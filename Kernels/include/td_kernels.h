@@ -284,6 +284,10 @@ int td_thread_lower_priority(void);
 /* Pins the calling thread to the listed CPU cores; TD_EINVAL for an invalid core or when
  * the system rejects the mask. */
 int td_thread_pin(const int32_t *cores, int count);
+/* Pins the calling thread and the OpenMP threads of an nthreads-wide team (the one the
+ * kernels use at that thread count) to the listed cores, so inference stays off the cores
+ * given to a background trainer. Threads the team starts later inherit the mask. */
+int td_thread_pin_team(const int32_t *cores, int count, int nthreads);
 
 #ifdef __cplusplus
 }

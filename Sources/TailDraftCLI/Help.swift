@@ -104,6 +104,9 @@ enum Help {
                            prints the statistics and saves it (exit status 130).
       --train-cores LIST   With the learned drafter: CPU cores for the training thread, such
                            as 1 or 0,1 (default: any core). Training runs at idle priority.
+                           When the other cores can hold --threads, inference is pinned to
+                           them, so training gets these cores whole (for example --threads 1
+                           --train-cores 1 on two cores).
       --threads N          CPU threads for the kernels (default: the number of cores).
                            Output does not depend on it.
 

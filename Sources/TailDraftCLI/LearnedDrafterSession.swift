@@ -22,6 +22,19 @@ final class LearnedDrafterSession {
         }
         var options = DrafterTrainerOptions()
         options.cores = try args.string("train-cores").map(Self.parseCores)
+        if let trainCores = options.cores {
+            // Inference keeps off the training cores when the other cores can hold its threads.
+            // Otherwise an inference thread could share a core with the trainer, which at idle
+            // priority would then never run.
+            let rest = (0..<ProcessorCount.online).filter { !trainCores.contains($0) }
+            if !rest.isEmpty && model.threads <= rest.count {
+                _ = BackgroundThread.pinInference(to: rest, threads: model.threads)
+            } else {
+                Console.error("note: --train-cores \(trainCores.map(String.init).joined(separator: ",")) shares cores with the " +
+                              "\(model.threads) inference threads, so training only gets the cycles inference leaves; " +
+                              "use --threads \(max(1, rest.count)) to give it whole cores")
+            }
+        }
         options.checkpointPath = path
         trainer = DrafterTrainer(checkpoint: checkpoint, target: target, options: options)
         drafter = LearnedDrafter(weights: checkpoint.weights, target: target, trainer: trainer)

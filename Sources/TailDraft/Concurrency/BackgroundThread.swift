@@ -59,6 +59,15 @@ public final class BackgroundThread: @unchecked Sendable {
         let ids = cores.map { Int32(clamping: $0) }
         return ids.withUnsafeBufferPointer { td_thread_pin($0.baseAddress, Int32($0.count)) } == TD_OK
     }
+
+    /// Pins the calling thread and the kernels' OpenMP threads for a `threads`-wide team to
+    /// `cores`, so inference leaves the other cores to a trainer. Returns false when the
+    /// system rejects the mask or the platform has no pinning.
+    public static func pinInference(to cores: [Int], threads: Int) -> Bool {
+        guard !cores.isEmpty, threads >= 1 else { return false }
+        let ids = cores.map { Int32(clamping: $0) }
+        return ids.withUnsafeBufferPointer { td_thread_pin_team($0.baseAddress, Int32($0.count), Int32(threads)) } == TD_OK
+    }
 }
 
 private final class ClosureBox {
