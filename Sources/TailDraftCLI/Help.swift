@@ -197,8 +197,10 @@ enum Help {
                                from the sequence and every finished response; or auto, where
                                an epsilon-greedy bandit per batch size picks among no drafts
                                and both drafters with 2, 3 or 5 drafted tokens, by measured
-                               tokens per second. Greedy output is unchanged; sampled output
-                               keeps its distribution.
+                               tokens per second; or learned, where each sequence drafts with
+                               the learned drafter of --drafter (required), fed with its own
+                               hidden states and updated as the rollout trains it. Greedy
+                               output is unchanged; sampled output keeps its distribution.
       --tail-threshold N       Largest number of running sequences that speculate (default 4).
       --draft-budget N         Most drafted tokens per sequence and step for lookup and
                                suffix (default 3, 1...64); each step drafts as many as recent
@@ -221,9 +223,8 @@ enum Help {
                                full, and rows trained counting replays; it keeps the newest
                                16,384 positions. Ctrl-C ends the rollout after the current
                                pass, keeps the responses written and saves the drafter (exit
-                               status 130). Drafting in the tail still uses --speculate; use
-                               the trained drafter with 'generate --speculate learned
-                               --drafter PATH'.
+                               status 130). The tail drafts with it under --speculate learned;
+                               'generate --speculate learned --drafter PATH' uses it later.
       --train-cores LIST       With --drafter: CPU cores for the training thread, such as 1
                                (default: any core).
       --out FILE               Write the JSON lines to FILE instead of standard output.

@@ -17,6 +17,12 @@ enum RolloutCommand {
         let steps = try args.int("steps", default: 1, range: 1...10_000)
         let threads = try args.int("threads", default: Engine.defaultThreadCount, range: 1...1024)
         var options = try rolloutOptions(args)
+        if args.string("train-cores") != nil && args.string("drafter") == nil {
+            throw UsageError(description: "--train-cores needs --drafter PATH, the checkpoint the rollout trains")
+        }
+        if options.speculation.mode == .learned && args.string("drafter") == nil {
+            throw UsageError(description: "--speculate learned needs --drafter PATH, the checkpoint to start from and train")
+        }
         if threads > Engine.defaultThreadCount {
             Console.error("warning: --threads \(threads) is more than the \(Engine.defaultThreadCount) cores of this machine; threads beyond the core count slow generation down")
         }
@@ -26,7 +32,7 @@ enum RolloutCommand {
         let model = try Transformer(path: modelPath, threads: threads)
         let tokenizer = try BPETokenizer(gguf: model.weights.file)
         let requests = try RolloutRequest.expand(prompts, samplesPerPrompt: samplesPerPrompt, tokenizer: tokenizer)
-        if options.speculation.mode == .lookup || options.speculation.mode == .suffix {
+        if [.lookup, .suffix, .learned].contains(options.speculation.mode) {
             // Measured once per model, kernel path and thread count, then read from the cache.
             // The tail's passes verify up to tail-threshold x (draft budget + 1) rows.
             let rows = options.speculation.tailThreshold * (options.speculation.draftBudget + 1)
@@ -34,11 +40,9 @@ enum RolloutCommand {
         }
         let engine = try RolloutEngine(model: model, tokenizer: tokenizer, options: options)
         // With --drafter, every committed position trains the learned drafter in the background.
-        if args.string("train-cores") != nil && args.string("drafter") == nil {
-            throw UsageError(description: "--train-cores needs --drafter PATH, the checkpoint the rollout trains")
-        }
         let training = args.string("drafter") == nil ? nil : try LearnedDrafterSession(args, model: model)
         engine.drafterTrainer = training?.trainer
+        if let training { engine.useLearnedDrafter(weights: training.drafter.weights, target: training.drafter.target) }
         let output = try args.string("out").map { try OutputFile(path: $0) } ?? OutputFile(standardOutput: ())
         let reportFolder = args.string("report")
         if let reportFolder { try TextFile.createFolder(reportFolder) }
@@ -90,7 +94,7 @@ enum RolloutCommand {
             minP: try args.float("min-p", default: 0.05, range: 0...1, expected: "a number in [0, 1]"))
         let modeName = args.string("speculate") ?? "none"
         guard let mode = RolloutSpeculation.Mode(rawValue: modeName) else {
-            throw UsageError(description: "invalid value '\(modeName)' for --speculate: expected none, lookup, suffix or auto")
+            throw UsageError(description: "invalid value '\(modeName)' for --speculate: expected none, lookup, suffix, auto or learned")
         }
         let speculation = RolloutSpeculation(
             mode: mode, tailThreshold: try args.int("tail-threshold", default: 4, range: 1...100_000),

@@ -143,7 +143,8 @@ import Testing
     }
 
     @Test(arguments: [
-        (["--speculate", "magic"], "'magic' for --speculate: expected none, lookup, suffix or auto"),
+        (["--speculate", "magic"], "'magic' for --speculate: expected none, lookup, suffix, auto or learned"),
+        (["--speculate", "learned"], "--speculate learned needs --drafter PATH"),
         (["--samples-per-prompt", "0"], "invalid value '0' for --samples-per-prompt: expected an integer in 1...100000"),
         (["--steps", "x"], "invalid value 'x' for --steps"),
         (["--temperature", "-1"], "invalid value '-1' for --temperature"),

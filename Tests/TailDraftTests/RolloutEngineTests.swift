@@ -99,6 +99,42 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
         }
     }
 
+    /// In learned mode every sequence drafts with its own learned drafter, fed with its hidden
+    /// states, and switches to the trainer's newer weights between passes. Greedy responses
+    /// stay those of a rollout without speculation.
+    @Test func learnedModeKeepsGreedyResponses() throws {
+        try withTinyEngine { engine in
+            let requests = try RolloutRequest.expand(tinyPrompts, samplesPerPrompt: 2, tokenizer: engine.tokenizer)
+            func options(_ mode: RolloutSpeculation.Mode) -> RolloutOptions {
+                RolloutOptions(maxTokens: 30, sampling: .greedy, seed: 3, stopTokens: tinyStops, maxRunningSequences: 3,
+                               prefillChunk: 7, speculation: RolloutSpeculation(mode: mode, tailThreshold: 3))
+            }
+            let (plain, _, _) = try rollout(engine, requests, options: options(.none))
+
+            let target = DrafterTarget(model: engine.model)
+            let weights = try DrafterWeights.random(config: DrafterConfig(target: engine.model.config), target: target)
+            let trainer = DrafterTrainer(initial: weights, target: target)
+            let learnedEngine = try RolloutEngine(model: engine.model, tokenizer: engine.tokenizer, options: options(.learned))
+            #expect(throws: RolloutError.self) { try learnedEngine.run(requests) { _ in } }
+            learnedEngine.drafterTrainer = trainer
+            learnedEngine.useLearnedDrafter(weights: weights, target: target)
+            var learned: [String: RolloutResponse] = [:]
+            var passes = 0
+            let statistics = try learnedEngine.run(requests, onResponse: { response in
+                learned["\(response.request.promptIndex)/\(response.request.sampleIndex)"] = response
+            }, onProgress: { _ in
+                // Train between passes, so snapshots arrive while sequences draft.
+                passes += 1
+                if passes % 4 == 0 { trainer.runOnce() }
+            })
+            #expect(statistics.speculation.drafted > 0, "the learned drafters proposed drafts")
+            #expect(trainer.statistics.snapshotsPosted > 0)
+            for (key, response) in plain {
+                #expect(learned[key]?.tokenIds == response.tokenIds, "response \(key)")
+            }
+        }
+    }
+
     @Test func laterStepsUseTheirOwnSeeds() throws {
         try withTinyEngine { engine in
             let requests = try RolloutRequest.expand(Array(tinyPrompts.prefix(2)), samplesPerPrompt: 2, tokenizer: engine.tokenizer)

@@ -103,6 +103,15 @@ public final class LearnedDrafter: Drafter {
     /// recomputed with it.
     private func adoptNewWeights() {
         guard let newer = trainer?.mailbox.take() else { return }
+        adopt(newer)
+    }
+
+    /// Switches to `newer` weights for the next draft, for drafters without a trainer of their
+    /// own whose owner shares one trainer's snapshots among several drafters. The newest
+    /// `refreshPositions` cached positions are recomputed with them. Nothing happens when
+    /// `newer` is the snapshot in use.
+    public func adopt(_ newer: DrafterWeights) {
+        guard newer.version != weights.version else { return }
         weights = newer
         weightSwaps += 1
         cache.truncate(to: cache.count - refreshPositions)

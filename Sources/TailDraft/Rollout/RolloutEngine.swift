@@ -52,6 +52,16 @@ public final class RolloutEngine {
     public var drafterTrainer: DrafterTrainer?
     /// Sequences admitted so far, over all steps: the next sequence's stream id.
     private var sequencesAdmitted = 0
+    /// The newest learned-drafter weights for `learned` mode, and their target.
+    private var learnedWeights: DrafterWeights?
+    private var learnedTarget: DrafterTarget?
+
+    /// Sets the weights each sequence's learned drafter starts from in `learned` mode. With a
+    /// `drafterTrainer`, sequences switch to the trainer's newer snapshots between passes.
+    public func useLearnedDrafter(weights: DrafterWeights, target: DrafterTarget) {
+        learnedWeights = weights
+        learnedTarget = target
+    }
     private var pool: [KVCache] = []
     private var allocatedCaches = 0
     /// Single-pass verification cost by rows, and its scaled tables by running sequences.
@@ -106,6 +116,10 @@ public final class RolloutEngine {
     public func run(_ requests: [RolloutRequest], step: Int = 0,
                     onResponse: (RolloutResponse) throws -> Void,
                     onProgress: ((RolloutProgress) throws -> Void)? = nil) throws -> RolloutStepStatistics {
+        if options.speculation.mode == .learned && learnedWeights == nil {
+            throw RolloutError.invalidOption(name: "speculation mode", value: "learned",
+                                             expected: "learned-drafter weights: call useLearnedDrafter(weights:target:) first")
+        }
         let capacity = sequenceCapacity(for: requests)
         let runningLimit = try admissionLimit(requests, capacity: capacity)
         if pool.first.map({ $0.capacity != capacity }) ?? false {
@@ -191,6 +205,9 @@ public final class RolloutEngine {
         let sequence = RolloutSequence(request: request, seed: seed, cache: cache, options: options, tokenizer: tokenizer,
                                        joinedSeconds: joinedSeconds)
         sequence.training = drafterTrainer.map { ($0, sequencesAdmitted) }
+        if options.speculation.mode == .learned, let weights = learnedWeights, let target = learnedTarget {
+            sequence.learned = LearnedDrafter(weights: weights, target: target, stream: sequencesAdmitted)
+        }
         sequencesAdmitted += 1
         return sequence
     }
@@ -227,6 +244,10 @@ public final class RolloutEngine {
         // A large batch needs every core, and the trainer's memory traffic and cache use would
         // slow it, so the trainer trains only in the tail and meanwhile only collects positions.
         drafterTrainer?.isPaused = !inTail
+        if let newer = drafterTrainer?.mailbox.take() {
+            learnedWeights = newer
+            for sequence in running { sequence.learned?.adopt(newer) }
+        }
         let (plan, strategy, arm) = inTail ? tailPlan(runningSequences: running.count) : (DecodePlan.plain(cost: cost), nil, nil)
 
         // Decode rows for every prefilled sequence, prompt chunks while the prefill budget lasts.
@@ -279,6 +300,11 @@ public final class RolloutEngine {
             let plan = DecodePlan(drafter: drafter(kind), budget: speculation.draftBudget, adaptive: true,
                                   maxDepth: speculation.maxDepth, cost: batchCost(sequences: runningSequences))
             return (plan, kind.rawValue, nil)
+        case .learned:
+            var plan = DecodePlan(drafter: nil, budget: speculation.draftBudget, adaptive: true,
+                                  maxDepth: speculation.maxDepth, cost: batchCost(sequences: runningSequences))
+            plan.usesOwnDrafter = true
+            return (plan, "learned", nil)
         case .auto:
             let arm = bandit.choose(runningSequences: runningSequences)
             let strategy = bandit.arms[arm]

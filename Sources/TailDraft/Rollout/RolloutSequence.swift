@@ -2,6 +2,8 @@
 struct DecodePlan {
     /// The drafter, or nil for one token without drafts.
     var drafter: (any Drafter)?
+    /// Whether each sequence drafts with its own learned drafter instead of `drafter`.
+    var usesOwnDrafter = false
     /// Largest number of drafted tokens.
     var budget: Int
     /// Whether the sequence's `SpeculationGate` sizes the draft (down to none) from its
@@ -60,6 +62,8 @@ final class RolloutSequence {
     /// The trainer that receives committed positions with their hidden states, and this
     /// sequence's stream id there; nil sends none.
     var training: (trainer: DrafterTrainer, stream: Int)?
+    /// This sequence's learned drafter in `learned` mode, fed with its hidden states.
+    var learned: LearnedDrafter?
 
     init(request: RolloutRequest, seed: UInt64, cache: KVCache, options: RolloutOptions,
          tokenizer: BPETokenizer, joinedSeconds: Double) {
@@ -103,7 +107,7 @@ final class RolloutSequence {
         // A step emits its accepted drafts and one token of the target's, so drafts past the
         // tokens this response has left could never be kept.
         let useful = output.maxTokens - output.tokens.count - 1
-        if let drafter = plan.drafter, plan.budget > 0, useful > 0 {
+        if let drafter = plan.usesOwnDrafter ? learned : plan.drafter, plan.budget > 0, useful > 0 {
             // Clamp so every node's position and KV slot stays inside the cache.
             tree = drafter.propose(context: context, budget: min(plan.budget, room - 1, useful),
                                    maxDepth: min(plan.maxDepth, room - 1, useful))
@@ -160,19 +164,20 @@ final class RolloutSequence {
         outcome.committed = output.tokens.count - before
         outcome.drafted = tree.draftedCount
         outcome.accepted = min(acceptedTokens.count, consumed)
-        if let training {
+        if training != nil || learned != nil {
             // The root and the accepted drafts now sit in the KV cache from rootSlot on.
             let rows = [0] + acceptedNodes.prefix(outcome.accepted)
             var hidden: [Float] = []
             hidden.reserveCapacity(rows.count * result.hiddenSize)
             for row in rows { hidden.append(contentsOf: result.hidden(row: firstRow + row)) }
-            training.trainer.record(tokens: rows.map { tree.tokens[$0] }[...], hidden: hidden[...], startPosition: rootSlot,
-                                    stream: training.stream)
+            let tokens = rows.map { tree.tokens[$0] }[...]
+            training?.trainer.record(tokens: tokens, hidden: hidden[...], startPosition: rootSlot, stream: training!.stream)
+            learned?.observeHidden(tokens: tokens, hidden: hidden[...], startPosition: rootSlot)
         }
         drafted += outcome.drafted
         accepted += outcome.accepted
 
-        if let plan = pendingPlan, let drafter = plan.drafter {
+        if let plan = pendingPlan, let drafter = plan.usesOwnDrafter ? learned : plan.drafter {
             if pendingGated {
                 gate?.observe(token: next)
             } else if plan.adaptive {
@@ -189,12 +194,11 @@ final class RolloutSequence {
 
     private func consumePrefill(_ result: ForwardOutput, firstRow: Int) -> SequenceStepOutcome {
         let chunk = pendingPrefillEnd - prefilled
-        if let training {
-            let h = result.hiddenSize
-            training.trainer.record(tokens: request.promptTokens[prefilled..<pendingPrefillEnd],
-                                    hidden: result.hidden[firstRow * h..<(firstRow + chunk) * h],
-                                    startPosition: prefilled, stream: training.stream)
-        }
+        let h = result.hiddenSize
+        let chunkTokens = request.promptTokens[prefilled..<pendingPrefillEnd]
+        let chunkHidden = result.hidden[firstRow * h..<(firstRow + chunk) * h]
+        training?.trainer.record(tokens: chunkTokens, hidden: chunkHidden, startPosition: prefilled, stream: training!.stream)
+        learned?.observeHidden(tokens: chunkTokens, hidden: chunkHidden, startPosition: prefilled)
         prefilled = pendingPrefillEnd
         guard !isPrefilling else { return SequenceStepOutcome() }
         let first = sampler.sample(result.logits(row: firstRow + chunk - 1))

@@ -51,6 +51,9 @@ public struct RolloutSpeculation {
         case suffix
         /// `StrategyBandit` chooses among no speculation and both drafters with fixed budgets.
         case auto
+        /// Each sequence's own `LearnedDrafter`, fed with the sequence's hidden states, with
+        /// an adaptive draft size. Needs `RolloutEngine.useLearnedDrafter`.
+        case learned
     }
 
     public var mode: Mode
@@ -83,7 +86,7 @@ public struct RolloutSpeculation {
     var largestBudget: Int {
         switch mode {
         case .none: return 0
-        case .lookup, .suffix: return draftBudget
+        case .lookup, .suffix, .learned: return draftBudget
         case .auto: return arms.map(\.budget).max() ?? 0
         }
     }
