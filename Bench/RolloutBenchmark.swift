@@ -21,7 +21,7 @@ struct RolloutBenchmark {
     let tailThreshold: Int
     let maxRunning: Int
     let rounds: Int
-    let modes: [RolloutSpeculation.Mode] = [.none, .suffix, .auto]
+    let modes: [RolloutSpeculation.Mode] = [.none, .suffix, .learned, .auto]
 
     struct ModeResult {
         var mode: RolloutSpeculation.Mode
@@ -62,11 +62,23 @@ struct RolloutBenchmark {
         var options = RolloutOptions(maxTokens: maxTokens, sampling: SamplingParameters(temperature: temperature), seed: 0,
                                      maxRunningSequences: maxRunning,
                                      speculation: RolloutSpeculation(mode: mode, tailThreshold: tailThreshold))
-        if mode == .suffix {
+        if mode == .suffix || mode == .learned {
             let rows = tailThreshold * (options.speculation.draftBudget + 1)
             options.speculation.cost = try VerificationCost.cached(model: model, modelPath: modelPath, maxRows: min(64, rows))
         }
         let engine = try RolloutEngine(model: model, tokenizer: tokenizer, options: options)
+        // Learned mode starts each round from a fresh drafter that trains on this round's
+        // responses (in the tail, at idle priority) and keeps training across its steps.
+        var trainer: DrafterTrainer? = nil
+        if mode == .learned {
+            let target = DrafterTarget(model: model)
+            let weights = try DrafterWeights.random(config: DrafterConfig(target: model.config), target: target)
+            trainer = DrafterTrainer(initial: weights, target: target)
+            engine.drafterTrainer = trainer
+            engine.useLearnedDrafter(weights: weights, target: target)
+            trainer?.start()
+        }
+        defer { trainer?.stop() }
         for step in 0..<steps {
             let statistics = try engine.run(requests, step: step) { response in
                 result.outputs["\(step)/\(response.request.promptIndex)/\(response.request.sampleIndex)"] = response.tokenIds

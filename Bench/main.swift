@@ -23,7 +23,8 @@ Benchmarks:
                 repetitive code edit, a summary and open chat, in interleaved rounds:
                 tokens per second, speedup, tokens per step (tau) and whether both gave
                 the same tokens. Threads default to 2 and 1.
-  rollout       A rollout of --prompts with speculation off, suffix and auto, one after
+  rollout       A rollout of --prompts with speculation off, suffix, learned (a fresh
+                drafter trained on the rollout's responses) and auto, one after
                 another: end-to-end time and its ratio to speculation off, the tail's
                 share of the time (passes with at most --tail-threshold running
                 sequences), tokens per second inside the tail and its speedup, tau, and the
@@ -61,7 +62,7 @@ Rollout options:
   --max-running N           Most sequences in the batch (default 64); 4 or fewer keeps the
                             whole rollout in the tail.
   --tail-threshold N        Running sequences at or below which speculation runs (default 4).
-  --rounds N                Interleaved rounds of the three modes (default 1 for rollout).
+  --rounds N                Interleaved rounds of the four modes (default 1 for rollout).
 
 Each result prints the median and the spread (min..max) over the rounds, the CPU model,
 the ISA path and the peak resident memory.
