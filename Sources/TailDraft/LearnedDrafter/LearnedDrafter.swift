@@ -66,6 +66,10 @@ public final class LearnedDrafter: Drafter {
 
     public var observesHiddenStates: Bool { true }
 
+    /// A draft runs the network over new positions and a tree level at a time, several
+    /// percent of a target step, so a gated-off decoder scores one draft in four.
+    public var shadowInterval: Int { 4 }
+
     /// The Q8_0 copy drafting multiplies by, or nil for the F32 parameters.
     var inferenceWeights: DrafterInferenceWeights? { usesQuantizedWeights ? weights.inference : nil }
 

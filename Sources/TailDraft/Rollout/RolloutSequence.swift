@@ -108,18 +108,22 @@ final class RolloutSequence {
         // tokens this response has left could never be kept.
         let useful = output.maxTokens - output.tokens.count - 1
         if let drafter = plan.usesOwnDrafter ? learned : plan.drafter, plan.budget > 0, useful > 0 {
-            // Clamp so every node's position and KV slot stays inside the cache.
-            tree = drafter.propose(context: context, budget: min(plan.budget, room - 1, useful),
-                                   maxDepth: min(plan.maxDepth, room - 1, useful))
             var budget = plan.budget
             if plan.adaptive {
                 if gate == nil { gate = SpeculationGate(maxBudget: plan.budget, cost: plan.cost) }
                 budget = gate!.budget(cost: plan.cost)
             }
+            // With drafting off, an expensive drafter is asked for a shadow draft only now and then.
+            let proposed = budget > 0 || gate!.takesShadow(interval: drafter.shadowInterval)
+            if proposed {
+                // Clamp so every node's position and KV slot stays inside the cache.
+                tree = drafter.propose(context: context, budget: min(plan.budget, room - 1, useful),
+                                       maxDepth: min(plan.maxDepth, room - 1, useful))
+            }
             if budget > 0 {
                 tree.truncate(toNodes: min(tree.count, room, budget + 1))
             } else {
-                gate!.shadow(Generator.firstChain(of: tree))
+                if proposed { gate!.shadow(Generator.firstChain(of: tree)) }
                 tree.truncate(toNodes: 1)
                 pendingGated = true
             }

@@ -25,10 +25,17 @@ public protocol Drafter: AnyObject {
     /// verification with the root and the accepted path. A `startPosition` below the end of
     /// earlier calls means the sequence restarted (0) or was rolled back there.
     func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int)
+
+    /// How often, in steps, the decoder asks for a draft only to score it while the gate has
+    /// switched speculation off: 1 asks every step (the default, for drafters that cost
+    /// microseconds). A drafter whose proposals cost a noticeable part of a target step
+    /// returns more, so a run with drafting off pays for fewer of them.
+    var shadowInterval: Int { get }
 }
 
 extension Drafter {
     public func observe(context: [Int32], accepted: [Int32], next: Int32) {}
     public var observesHiddenStates: Bool { false }
     public func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {}
+    public var shadowInterval: Int { 1 }
 }

@@ -23,6 +23,17 @@ struct SpeculationGate {
     private(set) var acceptedAtLeast: [Double]
     /// Chains drafted while no draft is verified, with how many of their tokens matched so far.
     private var shadows: [(chain: [Int32], matched: Int)] = []
+    /// Steps with drafting off since the last shadow draft.
+    private var stepsSinceShadow = 0
+
+    /// Whether a step with drafting off should ask the drafter for a shadow draft: every
+    /// `interval`-th such step, counting steps only, so decisions stay reproducible.
+    mutating func takesShadow(interval: Int) -> Bool {
+        stepsSinceShadow += 1
+        guard stepsSinceShadow >= max(1, interval) else { return false }
+        stepsSinceShadow = 0
+        return true
+    }
 
     /// Starts optimistic (every depth accepted), so speculation is tried first.
     init(maxBudget: Int, cost: VerificationCost) {

@@ -21,14 +21,18 @@ extension Generator {
             let rootSlot = cache.count
             let room = contextLength - rootSlot
             let draftStart = Self.now()
-            var tree = speculation.drafter.propose(
-                context: context, budget: min(speculation.budget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
             let budget = speculation.adaptive ? gate.budget : speculation.budget
             let speculating = budget > 0
+            var tree = DraftTree(root: context[context.count - 1])
+            let proposed = speculating || gate.takesShadow(interval: speculation.drafter.shadowInterval)
+            if proposed {
+                tree = speculation.drafter.propose(
+                    context: context, budget: min(speculation.budget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
+            }
             if speculating {
                 tree.truncate(toNodes: min(tree.count, room, budget + 1))
             } else {
-                gate.shadow(Self.firstChain(of: tree))
+                if proposed { gate.shadow(Self.firstChain(of: tree)) }
                 tree.truncate(toNodes: 1)
             }
             statistics.draftSeconds += Self.now() - draftStart
