@@ -83,7 +83,8 @@ struct RolloutBenchmark {
             let statistics = try engine.run(requests, step: step) { response in
                 result.outputs["\(step)/\(response.request.promptIndex)/\(response.request.sampleIndex)"] = response.tokenIds
             }
-            result.seconds += statistics.seconds
+            // The trainer's time alone after a step is part of the end-to-end time.
+            result.seconds += statistics.seconds + statistics.trainingSeconds
             result.tokens += statistics.completionTokens
             result.tailSeconds += statistics.tailSeconds
             result.tailTokens += statistics.tailTokens

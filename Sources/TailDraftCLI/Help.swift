@@ -217,8 +217,9 @@ enum Help {
                                runs (each response is its own sequence for training), from
                                PATH when the file exists, and save it there during training
                                and at the end. The trainer collects positions throughout but
-                               trains only in the long tail, at idle priority, so it takes
-                               the cycles the draining batch leaves. Its summary line counts
+                               trains after each step, for up to a tenth of the step's
+                               time, and also in the long tail when --threads leaves a core
+                               free (at idle priority). Its summary line counts
                                positions received, positions dropped because its ring was
                                full, and rows trained counting replays; it keeps the newest
                                16,384 positions. Ctrl-C ends the rollout after the current

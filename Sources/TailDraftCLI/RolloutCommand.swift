@@ -138,7 +138,8 @@ struct ProgressLine {
     mutating func finishStep(_ step: RolloutStepStatistics) {
         let line = "step \(step.step + 1)/\(steps): \(step.responses) responses, \(tokens(step.completionTokens)) in " +
             "\(fixed(step.seconds, 1)) s (\(fixed(step.tokensPerSecond, 1)) tokens/s), tail \(fixed(step.tailSeconds, 1)) s" +
-            (step.speculation.sequenceSteps > 0 ? ", tau \(fixed(step.speculation.acceptanceLength, 2))" : "")
+            (step.speculation.sequenceSteps > 0 ? ", tau \(fixed(step.speculation.acceptanceLength, 2))" : "") +
+            (step.trainingSeconds > 0.05 ? ", then drafter training \(fixed(step.trainingSeconds, 1)) s" : "")
         write(line)
         if terminal { Console.writeError("\n") }
         lastPrinted = -Double.infinity

@@ -117,6 +117,7 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
             let learnedEngine = try RolloutEngine(model: engine.model, tokenizer: engine.tokenizer, options: options(.learned))
             #expect(throws: RolloutError.self) { try learnedEngine.run(requests) { _ in } }
             learnedEngine.drafterTrainer = trainer
+            learnedEngine.trainsInTail = true
             learnedEngine.useLearnedDrafter(weights: weights, target: target)
             var learned: [String: RolloutResponse] = [:]
             var passes = 0

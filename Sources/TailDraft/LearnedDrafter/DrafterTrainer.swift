@@ -182,6 +182,9 @@ public final class DrafterTrainer: @unchecked Sendable {
         }
     }
 
+    /// Whether the trainer thread runs (between `start` and `stop`). Call from the owner.
+    public var isRunning: Bool { thread != nil }
+
     /// Stops the trainer thread after its current step and posts its last weights.
     public func stop() {
         stopRequested.store(true, ordering: .releasing)

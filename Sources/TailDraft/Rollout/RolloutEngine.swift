@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 /// The state of a running rollout step, reported after every forward pass.
 public struct RolloutProgress: Sendable {
     public var step: Int
@@ -50,6 +55,15 @@ public final class RolloutEngine {
     /// Pushing never blocks, so positions the trainer's ring cannot take are dropped. The
     /// engine pauses its training outside the tail (`DrafterTrainer.isPaused`).
     public var drafterTrainer: DrafterTrainer?
+    /// Time the trainer gets to itself after each step, as a fraction of the step's time: it
+    /// trains until it has stepped once over the positions received so far, or this runs out.
+    /// Steps of a reinforcement-learning loop alternate with training in the same way.
+    public var trainingWindow = 0.1
+    /// Whether the trainer also trains during tail passes. That pays only when inference
+    /// leaves cores idle: on a machine whose cores all run inference threads, the trainer's
+    /// memory traffic slowed tail passes by about half. The default is true when the kernels
+    /// use fewer threads than the machine has cores.
+    public var trainsInTail: Bool
     /// Sequences admitted so far, over all steps: the next sequence's stream id.
     private var sequencesAdmitted = 0
     /// The newest learned-drafter weights for `learned` mode, and their target.
@@ -79,6 +93,7 @@ public final class RolloutEngine {
         try Generator.validate(options: GenerationOptions(maxTokens: options.maxTokens, sampling: options.sampling))
         try Self.validate(options, contextLength: contextLength, trainedContextLength: trained)
         bandit = StrategyBandit(arms: options.speculation.arms, configuration: options.speculation.bandit)
+        trainsInTail = model.threads < ProcessorCount.online
         let speculation = options.speculation
         cost = speculation.cost ?? .estimated(maxRows: max(speculation.draftBudget, speculation.largestBudget) + 1)
     }
@@ -172,6 +187,7 @@ public final class RolloutEngine {
                 acceptanceLength: statistics.speculation.acceptanceLength, strategy: entry.timeline.strategy))
         }
         statistics.seconds = Generator.now() - start
+        statistics.trainingSeconds = trainAfterStep(stepSeconds: statistics.seconds)
         statistics.kvCacheBytes = allocatedCaches * (pool.first?.byteCount ?? 0)
         statistics.peakResidentBytes = ResourceUsage.peakResidentBytes
         return statistics
@@ -243,7 +259,7 @@ public final class RolloutEngine {
         let inTail = running.count <= options.speculation.tailThreshold
         // A large batch needs every core, and the trainer's memory traffic and cache use would
         // slow it, so the trainer trains only in the tail and meanwhile only collects positions.
-        drafterTrainer?.isPaused = !inTail
+        drafterTrainer?.isPaused = !(inTail && trainsInTail)
         if let newer = drafterTrainer?.mailbox.take() {
             learnedWeights = newer
             for sequence in running { sequence.learned?.adopt(newer) }
@@ -284,6 +300,21 @@ public final class RolloutEngine {
             if outcome.drafted > 0 { entry.draftingSequences += 1 }
         }
         return PassRecord(timeline: entry, armIndex: arm)
+    }
+
+    /// Lets the trainer run alone for up to `trainingWindow` of the step's time, until it has
+    /// trained as many rows as it received positions. Returns the seconds waited.
+    private func trainAfterStep(stepSeconds: Double) -> Double {
+        guard let trainer = drafterTrainer, trainingWindow > 0 else { return 0 }
+        let start = Generator.now()
+        trainer.isPaused = false
+        while Generator.now() - start < trainingWindow * stepSeconds && trainer.isRunning {
+            let counts = trainer.statistics
+            if counts.rowsTrained >= counts.positionsReceived { break }
+            usleep(5_000)
+        }
+        trainer.isPaused = true
+        return Generator.now() - start
     }
 
     /// Returns the decode plan of a pass in the tail, its strategy name and the bandit arm if any.

@@ -76,6 +76,8 @@ public struct RolloutStepStatistics: Sendable {
     public var tailThreshold: Int
     public var tailSeconds = 0.0
     public var tailTokens = 0
+    /// Seconds after the last pass given to the drafter trainer alone, not part of `seconds`.
+    public var trainingSeconds = 0.0
     public var speculation = RolloutSpeculationFigures()
     /// Completion tokens of each response, in finishing order.
     public var responseLengths: [Int] = []
