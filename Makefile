@@ -7,8 +7,9 @@ MODEL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 RELEASE_FLAGS := -c release --scratch-path .build-release
 DEMO_PROMPT := Write a short poem about a cat who learns to read.
 # The rollout demo: 32 math word problems x 4 samples, 3 steps, with adaptive speculation in
-# the tail, while the learned drafter trains on the responses. It took 2 min 13 s on 2 threads
-# of the machine described in Bench/RESULTS.md (384 responses, 60,247 tokens, 465 tokens/s).
+# the tail, while the learned drafter trains on the responses after each step. It took
+# 2 min 20 s on 2 threads of the machine described in Bench/RESULTS.md (384 responses,
+# 60,240 tokens at 485 tokens/s, then 4 s of drafter training per step).
 ROLLOUT_FLAGS := --prompts Bench/prompts/math32.jsonl --samples-per-prompt 4 --max-tokens 256 --temperature 0.7 \
 	--steps 3 --speculate auto --threads 2
 DEMO_REPORT := demo-report
