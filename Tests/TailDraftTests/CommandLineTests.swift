@@ -16,6 +16,17 @@ import Testing
     }
 
     static func run(_ arguments: [String]) throws -> Run {
+        try run(arguments, interruptAfterFirstOutput: false)
+    }
+
+    /// Starts `taildraft` with `arguments`, waits for its first output on standard output
+    /// (so it is running, with any signal handler in place), sends it SIGINT and collects the
+    /// rest. Returns the run with everything it wrote.
+    static func interrupt(_ arguments: [String]) throws -> Run {
+        try run(arguments, interruptAfterFirstOutput: true)
+    }
+
+    private static func run(_ arguments: [String], interruptAfterFirstOutput: Bool) throws -> Run {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -23,7 +34,12 @@ import Testing
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        var outData = Data()
+        if interruptAfterFirstOutput {
+            outData = out.fileHandleForReading.availableData
+            kill(process.processIdentifier, SIGINT)
+        }
+        outData += out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return Run(status: process.terminationStatus, standardOutput: String(decoding: outData, as: UTF8.self),
@@ -239,22 +255,12 @@ import Testing
     @Test func interruptSavesLearnedDrafter() throws {
         try withTemporaryDirectory { directory in
             let path = directory.appendingPathComponent("drafter.bin").path
-            let process = Process()
-            process.executableURL = CommandLineTests.binary
-            process.arguments = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "Once upon a time", "--max-tokens", "2000",
-                                 "--temperature", "0.8", "--speculate", "learned", "--drafter", path, "--threads", "1"]
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            // Wait for text on standard output: generation has started, with the handler in place.
-            let firstText = out.fileHandleForReading.availableData
-            #expect(!firstText.isEmpty)
-            kill(process.processIdentifier, SIGINT)
-            _ = out.fileHandleForReading.readDataToEndOfFile()
-            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 130, "stderr: \(message)")
+            let run = try CommandLineTests.interrupt(["generate", "--model", Fixtures.smolLMPath, "--prompt", "Once upon a time",
+                                                      "--max-tokens", "2000", "--temperature", "0.8", "--speculate", "learned",
+                                                      "--drafter", path, "--threads", "1"])
+            let message = run.standardError
+            #expect(!run.standardOutput.isEmpty, "generation started before the signal")
+            #expect(run.status == 130, "stderr: \(message)")
             #expect(message.contains("finish reason: interrupted"), "stderr: \(message)")
             #expect(message.contains("interrupted: stopping and saving the drafter"), "stderr: \(message)")
             #expect(message.contains("drafter training:"), "stderr: \(message)")

@@ -55,26 +55,16 @@ import Testing
         try withTemporaryDirectory { directory in
             let prompts = try Self.promptFile(Self.twoPrompts, in: directory)
             let checkpoint = directory.appendingPathComponent("drafter.bin").path
-            let process = Process()
-            process.executableURL = CommandLineTests.binary
-            process.arguments = ["rollout", "--model", Fixtures.smolLMPath, "--prompts", prompts, "--samples-per-prompt", "4",
-                                 "--max-tokens", "3000", "--steps", "3", "--drafter", checkpoint, "--threads", "1"]
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            // Wait for the first response line: the rollout runs, with the handler in place.
-            let firstLine = out.fileHandleForReading.availableData
-            #expect(!firstLine.isEmpty)
-            kill(process.processIdentifier, SIGINT)
-            let rest = out.fileHandleForReading.readDataToEndOfFile()
-            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 130, "stderr: \(message)")
+            let run = try CommandLineTests.interrupt(["rollout", "--model", Fixtures.smolLMPath, "--prompts", prompts,
+                                                      "--samples-per-prompt", "4", "--max-tokens", "3000", "--steps", "3",
+                                                      "--drafter", checkpoint, "--threads", "1"])
+            let message = run.standardError
+            #expect(run.status == 130, "stderr: \(message)")
             #expect(message.contains("rollout interrupted: 0 of 3 steps complete"), "stderr: \(message)")
             #expect(message.contains("saved to \(checkpoint)"), "stderr: \(message)")
             #expect(FileManager.default.fileExists(atPath: checkpoint))
-            let lines = String(decoding: firstLine + rest, as: UTF8.self).split(separator: "\n")
+            let lines = run.standardOutput.split(separator: "\n")
+            #expect(!lines.isEmpty, "a response was written before the signal")
             #expect(lines.allSatisfy { $0.hasPrefix("{") && $0.hasSuffix("}") }, "only whole response lines")
         }
     }
