@@ -103,6 +103,12 @@ import Testing
         #expect(first?.tokens == [1000, 1001, 1002])
         let second = replay.takeFresh(length: 64)
         #expect(second == nil, "the open segments are shorter than a window")
+
+        // Ending stream 2 makes its short segment trainable; stream 1's new segment stays open.
+        replay.close(stream: 2)
+        let third = replay.takeFresh(length: 64)
+        #expect(third?.tokens == [2000, 2001, 2002])
+        #expect(replay.segments.map(\.closed) == [true, true, false])
     }
 }
 

@@ -49,6 +49,14 @@ struct DrafterReplay {
         }
     }
 
+    /// Marks the newest segment of `stream` as finished, so its last positions can be taken
+    /// even when fewer than a window.
+    mutating func close(stream: Int) {
+        if let newest = segments.lastIndex(where: { $0.stream == stream && !$0.closed }) {
+            segments[newest].closed = true
+        }
+    }
+
     /// Takes the oldest window of untrained positions: `length` positions of a segment (the first
     /// may be one trained before, since it only gives the input state), or the rest of a
     /// segment that no longer grows. Marks it trained.

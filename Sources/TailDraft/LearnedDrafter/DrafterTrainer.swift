@@ -91,6 +91,8 @@ public final class DrafterTrainer: @unchecked Sendable {
 
     private let learner: DrafterLearner
     private var replay: DrafterReplay
+    /// The payload of an end-of-stream record, allocated once so pushing one never allocates.
+    private let noHidden: [Float]
     private var tokenCounts: [Int]
     private var rng: SplitMixGenerator
     private var stepsSincePost = 0
@@ -119,6 +121,7 @@ public final class DrafterTrainer: @unchecked Sendable {
         self.target = target
         learner = DrafterLearner(initial: initial, target: target, options: options.optimizer, moments: checkpoint.moments)
         ring = SPSCRing(capacity: options.ringCapacity, payloadCount: initial.config.hiddenSize)
+        noHidden = [Float](repeating: 0, count: initial.config.hiddenSize)
         replay = DrafterReplay(hiddenSize: initial.config.hiddenSize, capacityPositions: options.replayPositions)
         if let counts = checkpoint.tokenCounts, counts.count == target.config.vocabularySize {
             tokenCounts = counts
@@ -152,7 +155,7 @@ public final class DrafterTrainer: @unchecked Sendable {
     }
 
     /// Pushes committed positions (tokens with their target hidden states, H floats each) of
-    /// `stream`, which tells sequences decoded side by side apart (0 for a single sequence).
+    /// `stream`, the id that separates sequences decoded side by side (0 for a single sequence).
     /// Never blocks or allocates; positions that do not fit are dropped and counted.
     public func record(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int, stream: Int = 0) {
         let h = ring.payloadCount
@@ -161,6 +164,15 @@ public final class DrafterTrainer: @unchecked Sendable {
                 let header = FeatureHeader(token: token, position: Int32(startPosition + offset), stream: Int32(truncatingIfNeeded: stream))
                 ring.push(header, payload: floats.baseAddress! + offset * h)
             }
+        }
+    }
+
+    /// Marks `stream` as finished: it sends no more positions, so its last ones can be trained
+    /// even when fewer than a window. Pushes one record into the ring, like `record`: it never
+    /// blocks or allocates, and a full ring drops it.
+    public func endStream(_ stream: Int) {
+        _ = noHidden.withUnsafeBufferPointer { zeros in
+            ring.push(FeatureHeader(token: -1, position: -1, stream: Int32(truncatingIfNeeded: stream)), payload: zeros.baseAddress!)
         }
     }
 
@@ -239,12 +251,16 @@ public final class DrafterTrainer: @unchecked Sendable {
 
     private func drain() {
         var received = 0
+        // Records with a negative token end a stream (`endStream`) and are not positions.
         while ring.pop({ header, hidden in
+            guard header.token >= 0 else {
+                replay.close(stream: Int(header.stream))
+                return
+            }
             replay.append(token: header.token, position: Int(header.position), hidden: hidden, stream: Int(header.stream))
-            if header.token >= 0 && Int(header.token) < tokenCounts.count { tokenCounts[Int(header.token)] += 1 }
-        }) {
+            if Int(header.token) < tokenCounts.count { tokenCounts[Int(header.token)] += 1 }
             received += 1
-        }
+        }) {}
         if received > 0 { counters.withLock { $0.positionsReceived += received } }
     }
 

@@ -59,6 +59,8 @@ public final class RolloutEngine {
     /// trains until it has stepped once over the positions received so far, or this runs out.
     /// Steps of a reinforcement-learning loop alternate with training in the same way.
     public var trainingWindow = 0.1
+    /// The shortest such window, in seconds, so a short step still trains a few steps.
+    public var minimumTrainingSeconds = 0.25
     /// Whether the trainer also trains during tail passes. That pays only when inference
     /// leaves cores idle: on a machine whose cores all run inference threads, the trainer's
     /// memory traffic slowed tail passes by about half. The default is true when the kernels
@@ -230,6 +232,7 @@ public final class RolloutEngine {
 
     /// Returns the response of a finished sequence.
     private func finish(_ sequence: RolloutSequence, step: Int, finishedSeconds: Double) -> RolloutResponse {
+        if let training = sequence.training { training.trainer.endStream(training.stream) }
         let tokens = sequence.tokens
         if options.speculation.mode == .suffix || options.speculation.mode == .auto {
             suffixDrafter.addToHistory(sequence.request.promptTokens + tokens)
@@ -302,13 +305,15 @@ public final class RolloutEngine {
         return PassRecord(timeline: entry, armIndex: arm)
     }
 
-    /// Lets the trainer run alone for up to `trainingWindow` of the step's time, until it has
-    /// trained as many rows as it received positions. Returns the seconds waited.
+    /// Lets the trainer run alone for up to `trainingWindow` of the step's time (at least
+    /// `minimumTrainingSeconds`), until it has trained as many rows as it received positions.
+    /// Returns the seconds waited.
     private func trainAfterStep(stepSeconds: Double) -> Double {
         guard let trainer = drafterTrainer, trainingWindow > 0 else { return 0 }
         let start = Generator.now()
         trainer.isPaused = false
-        while Generator.now() - start < trainingWindow * stepSeconds && trainer.isRunning {
+        let window = max(trainingWindow * stepSeconds, minimumTrainingSeconds)
+        while Generator.now() - start < window && trainer.isRunning {
             let counts = trainer.statistics
             if counts.rowsTrained >= counts.positionsReceived { break }
             usleep(5_000)
