@@ -39,7 +39,7 @@ enum RolloutCommand {
             options.speculation.cost = try VerificationCost.cached(model: model, modelPath: modelPath, maxRows: min(64, rows))
         }
         let engine = try RolloutEngine(model: model, tokenizer: tokenizer, options: options)
-        // With --drafter, every committed position trains the learned drafter in the background.
+        // With --drafter, the learned drafter trains on every committed position (see RolloutEngine).
         let training = args.string("drafter") == nil ? nil : try LearnedDrafterSession(args, model: model)
         engine.drafterTrainer = training?.trainer
         if let training { engine.useLearnedDrafter(weights: training.drafter.weights, target: training.drafter.target) }

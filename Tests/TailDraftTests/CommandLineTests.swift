@@ -234,8 +234,8 @@ import Testing
                           "--max-tokens", "24", "--json"]
             let plain = try CommandLineTests.run(common)
             let a = try #require(try JSONSerialization.jsonObject(with: Data(plain.standardOutput.utf8)) as? [String: Any])
-            // Round 0 shares the cores with inference; round 1 gives training the last core and
-            // keeps the single inference thread off it (on machines with two or more cores).
+            // Round 0 shares the cores with inference. Round 1 gives training the last core and
+            // keeps the single inference thread off it, on machines with two or more cores.
             let lastCore = String(ProcessorCount.online - 1)
             for round in 0..<2 {
                 let placement = round == 0 ? ["--train-cores", "0"] : ["--train-cores", lastCore, "--threads", "1"]

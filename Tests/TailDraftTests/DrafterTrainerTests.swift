@@ -56,7 +56,7 @@ import Testing
 
 /// The background trainer: training from recorded positions, snapshots, priority, and exact
 /// output while weights change under the decoder.
-/// The trainer's replay buffer with positions of several sequences decoded side by side.
+/// Tests of the trainer's replay buffer with positions of several sequences decoded side by side.
 @Suite struct DrafterReplayTests {
     /// Appends position `position` of `stream` with token = stream * 1000 + position and a
     /// hidden state of that value.
@@ -89,8 +89,8 @@ import Testing
         #expect(Set(seen) == [7, 2, 5])
     }
 
-    /// A stream that restarts at position 0 closes its old segment, whose rest is then
-    /// trained even when shorter than a window; other streams' segments stay open.
+    /// A stream that restarts at position 0 closes its old segment, so the segment's rest is
+    /// trained even when shorter than a window. Other streams' segments stay open.
     @Test func restartedStreamClosesOnlyItsSegment() throws {
         var replay = DrafterReplay(hiddenSize: 2, capacityPositions: 1_000)
         for position in 0..<3 {

@@ -63,10 +63,10 @@ import Testing
             let engine = try Fixtures.smolLMEngine()
             let prompt = engine.tokenizePrompt("1, 2, 3, 4, 5, 6, 7, 8,")
             let full = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 24))
-            var asked = 0
+            var calls = 0
             var options = GenerationOptions(maxTokens: 24, shouldStop: {
-                asked += 1
-                return asked > 5
+                calls += 1
+                return calls > 5
             })
             if speculate { options.speculation = SpeculationOptions(drafter: LookupDrafter(), budget: 4) }
             let stopped = try engine.generator.generate(promptTokens: prompt, options: options)

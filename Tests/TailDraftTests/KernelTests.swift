@@ -542,9 +542,9 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         #expect(td_fp16_to_fp32(nanHalf[0]).isNaN)
     }
 
-    /// The exponential attention and SwiGLU use gives the same bits on every path, including
-    /// the inputs that leave its table (|x| >= 88, infinities, NaN) inside a vector of normal
-    /// ones, and stays within one unit in the last place of float64 exp.
+    /// The exponential of attention and SwiGLU gives the same bits on every path, also for
+    /// inputs outside its table (|x| >= 88, infinities, NaN) among normal ones in a vector.
+    /// It stays within one unit in the last place of float64 exp.
     @Test func exponentialPathsAgreeBitwise() {
         var rng = SplitMix64(seed: 0xD07_0014)
         var x = rng.floats(997, scale: 30) + rng.floats(200, scale: 120)

@@ -75,8 +75,8 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
     }
 
     /// With a drafter trainer attached, every position a sequence runs through the model
-    /// reaches the trainer once: the prompt, then each emitted token that a later pass runs
-    /// (all but a length-limited response's last one), with speculation in the tail or not.
+    /// reaches the trainer once, with speculation in the tail or not. Those are the prompt and
+    /// each emitted token that a later pass runs: all but a length-limited response's last one.
     @Test(arguments: [RolloutSpeculation.Mode.none, .suffix])
     func trainerReceivesEveryCommittedPosition(_ mode: RolloutSpeculation.Mode) throws {
         try withTinyEngine { engine in

@@ -52,8 +52,8 @@ public final class RolloutEngine {
     let suffixDrafter = SuffixDrafter(archivesAutomatically: false)
     /// The trainer that receives every committed position of every sequence with its hidden
     /// state, each sequence as its own stream, so a drafter trains on the rollout's output.
-    /// Pushing never blocks, so positions the trainer's ring cannot take are dropped. The
-    /// engine pauses its training outside the tail (`DrafterTrainer.isPaused`).
+    /// `DrafterTrainer.record` does not block, and positions its full ring cannot take are
+    /// dropped and counted. The engine pauses training during passes (see `trainsInTail`).
     public var drafterTrainer: DrafterTrainer?
     /// Time the trainer gets to itself after each step, as a fraction of the step's time: it
     /// trains until it has stepped once over the positions received so far, or this runs out.

@@ -107,7 +107,7 @@ final class RolloutSequence {
         // A step emits its accepted drafts and one token of the target's, so drafts past the
         // tokens this response has left could never be kept.
         let useful = output.maxTokens - output.tokens.count - 1
-        if let drafter = plan.usesOwnDrafter ? learned : plan.drafter, plan.budget > 0, useful > 0 {
+        if let drafter = drafter(for: plan), plan.budget > 0, useful > 0 {
             var budget = plan.budget
             if plan.adaptive {
                 if gate == nil { gate = SpeculationGate(maxBudget: plan.budget, cost: plan.cost) }
@@ -174,14 +174,12 @@ final class RolloutSequence {
             var hidden: [Float] = []
             hidden.reserveCapacity(rows.count * result.hiddenSize)
             for row in rows { hidden.append(contentsOf: result.hidden(row: firstRow + row)) }
-            let tokens = rows.map { tree.tokens[$0] }[...]
-            training?.trainer.record(tokens: tokens, hidden: hidden[...], startPosition: rootSlot, stream: training!.stream)
-            learned?.observeHidden(tokens: tokens, hidden: hidden[...], startPosition: rootSlot)
+            report(tokens: rows.map { tree.tokens[$0] }[...], hidden: hidden[...], startPosition: rootSlot)
         }
         drafted += outcome.drafted
         accepted += outcome.accepted
 
-        if let plan = pendingPlan, let drafter = plan.usesOwnDrafter ? learned : plan.drafter {
+        if let plan = pendingPlan, let drafter = drafter(for: plan) {
             if pendingGated {
                 gate?.observe(token: next)
             } else if plan.adaptive {
@@ -201,8 +199,7 @@ final class RolloutSequence {
         let h = result.hiddenSize
         let chunkTokens = request.promptTokens[prefilled..<pendingPrefillEnd]
         let chunkHidden = result.hidden[firstRow * h..<(firstRow + chunk) * h]
-        training?.trainer.record(tokens: chunkTokens, hidden: chunkHidden, startPosition: prefilled, stream: training!.stream)
-        learned?.observeHidden(tokens: chunkTokens, hidden: chunkHidden, startPosition: prefilled)
+        report(tokens: chunkTokens, hidden: chunkHidden, startPosition: prefilled)
         prefilled = pendingPrefillEnd
         guard !isPrefilling else { return SequenceStepOutcome() }
         let first = sampler.sample(result.logits(row: firstRow + chunk - 1))
@@ -211,6 +208,21 @@ final class RolloutSequence {
         context.append(first)
         if !open || cache.count >= cache.capacity { finish() }
         return outcome
+    }
+
+    /// Returns the drafter `plan` drafts with for this sequence: its own learned drafter or the
+    /// plan's shared one.
+    private func drafter(for plan: DecodePlan) -> (any Drafter)? {
+        plan.usesOwnDrafter ? learned : plan.drafter
+    }
+
+    /// Passes positions that now sit in the KV cache, with their hidden states, to the trainer
+    /// and to this sequence's learned drafter.
+    private func report(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {
+        if let training {
+            training.trainer.record(tokens: tokens, hidden: hidden, startPosition: startPosition, stream: training.stream)
+        }
+        learned?.observeHidden(tokens: tokens, hidden: hidden, startPosition: startPosition)
     }
 
     private func finish() {

@@ -26,10 +26,9 @@ public protocol Drafter: AnyObject {
     /// earlier calls means the sequence restarted (0) or was rolled back there.
     func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int)
 
-    /// How often, in steps, the decoder asks for a draft only to score it while the gate has
-    /// switched speculation off: 1 asks every step (the default, for drafters that cost
-    /// microseconds). A drafter whose proposals cost a noticeable part of a target step
-    /// returns more, so a run with drafting off pays for fewer of them.
+    /// Steps between the shadow drafts the decoder requests, only to score them, while the
+    /// gate has switched speculation off. The default 1 suits drafters that cost microseconds.
+    /// A drafter whose proposals cost a noticeable part of a target step returns more.
     var shadowInterval: Int { get }
 }
 
