@@ -6,12 +6,7 @@ import TailDraft
 /// A fresh drafter trains while the target answers a stream of chat, math and code prompts
 /// (sampled, temperature 0.7, as `train-drafter` generates). At 0, 1/4, 1/2, 3/4 and all of
 /// `trainTokens` generated tokens, a frozen copy of its weights is measured on held-out
-/// prompts of the same kinds, greedy, with every step drafting up to `budget` tokens:
-/// - learned alone with one child per node, so depth-1 acceptance is top-1 accuracy;
-/// - the suffix drafter alone;
-/// - the merged tree (`AutoDrafter` over the suffix drafter, merging the learned drafter's
-///   branches), with the adaptive gate on, whose tokens/s is compared with plain decoding of
-///   the same prompts.
+/// prompts of the same kinds with `HeldOutMeasurement`.
 /// The trainer keeps training on its own thread while the measurements run.
 struct DrafterCurveBenchmark {
     let modelPath: String
@@ -33,31 +28,13 @@ struct DrafterCurveBenchmark {
         var plainTokensPerSecond: Double
     }
 
-    /// Sums of one drafter's statistics over the held-out prompts.
-    private struct Totals {
-        var steps = 0, emitted = 0, firstAccepted = 0, tokens = 0
-        var seconds = 0.0
-
-        mutating func add(_ result: GenerationResult) {
-            tokens += result.tokenIds.count
-            seconds += result.timings.decodeSeconds
-            guard let s = result.speculation else { return }
-            steps += s.steps
-            emitted += s.emitted
-            firstAccepted += s.acceptedAtDepth.first ?? 0
-        }
-
-        var tau: Double { steps > 0 ? Double(emitted) / Double(steps) : 0 }
-        var firstAccuracy: Double { steps > 0 ? Double(firstAccepted) / Double(steps) : 0 }
-        var tokensPerSecond: Double { seconds > 0 ? Double(tokens) / seconds : 0 }
-    }
-
     func run(progress: Bool) throws -> [Point] {
         let engine = try Engine(modelPath: modelPath, threads: threads, contextLength: 1024)
         let stream = try PromptFile.read(path: streamPath).map { try $0.tokens(tokenizer: engine.tokenizer) }
         let heldOut = try PromptFile.read(path: heldOutPath).map { try $0.tokens(tokenizer: engine.tokenizer) }
         let target = DrafterTarget(model: engine.model)
         let cost = try VerificationCost.cached(model: engine.model, modelPath: modelPath, maxRows: budget + 1)
+        let measurement = HeldOutMeasurement(engine: engine, target: target, cost: cost, budget: budget, tokens: heldOutTokens)
 
         var trainerOptions = DrafterTrainerOptions()
         let cores = ProcessorCount.online
@@ -79,8 +56,10 @@ struct DrafterCurveBenchmark {
                 generated += try engine.generator.generate(promptTokens: prompt, options: options).tokenIds.count
                 responses += 1
             }
-            points.append(try measure(engine: engine, heldOut: heldOut, weights: training.weights, target: target,
-                                      cost: cost, tokensTrained: generated))
+            let p = try measurement.measure(training.weights, prompts: heldOut)
+            points.append(Point(tokensTrained: generated, weightsVersion: training.weights.version, learnedAccuracy: p.learnedAccuracy,
+                                learnedTau: p.learnedTau, suffixTau: p.suffixTau, mergedTau: p.mergedTau,
+                                mergedTokensPerSecond: p.mergedTokensPerSecond, plainTokensPerSecond: p.plainTokensPerSecond))
             if progress {
                 let p = points.last!
                 Console.error("drafter curve: \(generated) tokens trained, learned top-1 \(decimals(p.learnedAccuracy * 100, 1)) %, " +
@@ -88,25 +67,6 @@ struct DrafterCurveBenchmark {
             }
         }
         return points
-    }
-
-    private func measure(engine: Engine, heldOut: [[Int32]], weights: DrafterWeights, target: DrafterTarget,
-                         cost: VerificationCost, tokensTrained: Int) throws -> Point {
-        var plain = Totals(), learned = Totals(), suffix = Totals(), merged = Totals()
-        for prompt in heldOut {
-            func run(_ speculation: SpeculationOptions?) throws -> GenerationResult {
-                try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: heldOutTokens, speculation: speculation))
-            }
-            plain.add(try run(nil))
-            let chain = LearnedDrafter(weights: weights, target: target, childrenPerNode: 1)
-            learned.add(try run(SpeculationOptions(drafter: chain, budget: budget, adaptive: false)))
-            suffix.add(try run(SpeculationOptions(drafter: SuffixDrafter(), budget: budget, adaptive: false)))
-            let auto = AutoDrafter(drafters: [SuffixDrafter()], merging: LearnedDrafter(weights: weights, target: target))
-            merged.add(try run(SpeculationOptions(drafter: auto, budget: budget, cost: cost)))
-        }
-        return Point(tokensTrained: tokensTrained, weightsVersion: weights.version, learnedAccuracy: learned.firstAccuracy,
-                     learnedTau: learned.tau, suffixTau: suffix.tau, mergedTau: merged.tau,
-                     mergedTokensPerSecond: merged.tokensPerSecond, plainTokensPerSecond: plain.tokensPerSecond)
     }
 
     func table(_ points: [Point]) -> String {

@@ -40,6 +40,11 @@ Benchmarks:
                 points its top-1 accuracy and tau, the suffix drafter's tau and the
                 merged tree's tau and speedup are measured on the held-out prompts of
                 Bench/prompts/drafter-heldout.jsonl. Threads default to 1.
+  drafter-eval  A saved drafter (--checkpoint, as 'taildraft train-drafter' writes it) on
+                the held-out prompts (--prompts, default Bench/prompts/drafter-heldout.jsonl),
+                per kind of prompt and over all: its top-1 accuracy and tau, the suffix
+                drafter's tau, and the merged tree's tau and speedup over plain decoding,
+                in interleaved rounds (default 3). Threads default to 2.
 
 Options:
   --model PATH     GGUF model file (required).
@@ -50,6 +55,7 @@ Options:
   --drafter NAME   Drafter for speculative: lookup (default) or suffix.
   --train-tokens N Generated tokens the drafter benchmark's acceptance curve trains on
                    (default 16000; 0 skips the curve).
+  --checkpoint P   Drafter checkpoint for drafter-eval (required there).
   --json           Print one JSON object instead of a table.
 
 Rollout options:
@@ -90,6 +96,8 @@ struct BenchOptions {
     var maxRunning = 64
     var tailThreshold = 4
     var trainTokens = 16_000
+    var checkpoint: String?
+    var promptsGiven = false
 
     init(_ arguments: [String]) {
         var index = 0
@@ -119,7 +127,10 @@ struct BenchOptions {
                 drafter = value()
                 guard ["lookup", "suffix"].contains(drafter) else { fail("invalid value '\(drafter)' for --drafter: expected lookup or suffix") }
             case "--json": json = true
-            case "--prompts": prompts = value()
+            case "--prompts":
+                prompts = value()
+                promptsGiven = true
+            case "--checkpoint": checkpoint = value()
             case "--samples-per-prompt": samplesPerPrompt = integer(1...100_000)
             case "--max-tokens": maxTokens = integer(1...1_000_000)
             case "--temperature":
@@ -186,8 +197,16 @@ do {
             let curve = DrafterCurveBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, trainTokens: options.trainTokens)
             print(curve.table(try curve.run(progress: true)))
         }
+    case "drafter-eval":
+        guard let checkpoint = options.checkpoint else { fail("drafter-eval needs --checkpoint PATH, a saved drafter") }
+        let benchmark = DrafterEvaluationBenchmark(
+            modelPath: modelPath, checkpointPath: checkpoint,
+            promptsPath: options.promptsGiven ? options.prompts : "Bench/prompts/drafter-heldout.jsonl",
+            threads: options.threadCounts?.first ?? 2, rounds: options.roundsGiven ? options.rounds : 3)
+        print(benchmark.table(try benchmark.run(progress: true)))
     default:
-        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative, rollout and drafter")
+        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative, rollout, drafter " +
+             "and drafter-eval")
     }
 } catch {
     fail("\(error)")

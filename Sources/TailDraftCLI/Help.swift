@@ -19,17 +19,22 @@ enum Help {
     """
 
     static let trainDrafter = """
-    Usage: taildraft train-drafter --model PATH --prompts FILE.jsonl --minutes N --drafter PATH [options]
+    Usage: taildraft train-drafter --model PATH --prompts FILE.jsonl --drafter PATH
+                                   (--minutes N | --tokens N) [options]
 
-    Generates responses to the prompts of a JSON Lines file, one after another and from the
-    first again when all are done, for --minutes, while the learned drafter trains on them
-    in the background (as 'generate --speculate learned' does). The response under way when
-    the time is up is finished. The drafter is loaded from --drafter when the file exists
-    and saved there during training and at exit; use it with 'generate --speculate learned
-    --drafter PATH' or '--speculate auto --drafter PATH'. A progress line goes to standard
-    error at most every 5 seconds, and a summary at the end. Ctrl-C ends the response under
-    way, prints the summary and saves the drafter (exit status 130); a second Ctrl-C quits
-    at once without saving.
+    Trains the learned drafter on the target model's own output before serving. Generates
+    responses to the prompts of a JSON Lines file in batches (as 'rollout' does, --batch
+    sequences at once), pass after pass over the file with new sampling seeds, while the
+    drafter trains on every position on a core of its own. Stops when --minutes have passed
+    or --tokens response tokens were generated, whichever comes first; responses under way
+    then are cut short, but their positions have reached the trainer. At temperature 0 it
+    stops after one pass, because further passes would repeat the same responses.
+
+    The drafter is loaded from --drafter when the file exists and saved there during
+    training and at exit; use it with 'generate --speculate learned --drafter PATH' or
+    '--speculate auto --drafter PATH'. A progress line goes to standard error every 5
+    seconds, and a summary at the end. Ctrl-C stops generation, prints the summary and
+    saves the drafter (exit status 130); a second Ctrl-C quits at once without saving.
 
     Prompt file: one object per line, {"id": "q1", "prompt": "raw text"} or
     {"id": "q1", "messages": [{"role": "user", "content": "text"}]} for chat, as for rollout.
@@ -37,16 +42,21 @@ enum Help {
     Options:
       --model PATH         GGUF model file (required).
       --prompts FILE       Prompt file in JSON Lines format (required).
-      --minutes N          Time to generate and train, in minutes; may be fractional
-                           (required).
       --drafter PATH       Drafter checkpoint to continue from and save to (required).
+      --minutes N          Time to generate and train, in minutes; may be fractional.
+      --tokens N           Response tokens to generate and train on.
+                           At least one of --minutes and --tokens is required.
+      --batch N            Sequences generated at once (default 16).
       --max-tokens N       Maximum tokens per response (default 256).
-      --temperature T      Softmax temperature; 0 (the default) trains on greedy responses.
-      --seed N             Sampling seed of the first response; each later one adds 1
+      --temperature T      Softmax temperature (default 0.7); 0 trains on greedy responses.
+      --seed N             Sampling seed; every response gets its own seed derived from it
                            (default 0).
-      --train-cores LIST   CPU cores for the training thread, such as 1 or 0,1 (default:
-                           any core). Training runs at idle priority.
-      --threads N          CPU threads for generation (default: the number of cores).
+      --train-cores LIST   CPU cores for the training thread, such as 1 or 0,1 (default: the
+                           last core when the machine has two or more). Training runs at
+                           normal priority on cores inference does not use, otherwise at idle
+                           priority.
+      --threads N          CPU threads for generation (default: the cores not used for
+                           training).
       --context N          KV cache size in tokens (default: the model's trained context,
                            at most 4096).
     """

@@ -10,7 +10,10 @@ final class LearnedDrafterSession {
     let trainer: DrafterTrainer
     let path: String?
 
-    init(_ args: Arguments, model: Transformer) throws {
+    /// Loads or creates the drafter and starts its trainer, pinned to `trainCores` (by
+    /// default the cores parsed from --train-cores, or none), at idle priority when
+    /// `idlePriority` is set.
+    init(_ args: Arguments, model: Transformer, trainCores: [Int]? = nil, idlePriority: Bool = true) throws {
         let target = DrafterTarget(model: model)
         path = args.string("drafter")
         if let path { try Self.checkFolder(of: path) }
@@ -21,7 +24,7 @@ final class LearnedDrafterSession {
             checkpoint = DrafterCheckpoint(weights: try .random(config: DrafterConfig(target: model.config), target: target))
         }
         var options = DrafterTrainerOptions()
-        options.cores = try args.string("train-cores").map(Self.parseCores)
+        options.cores = try trainCores ?? args.string("train-cores").map(Self.parseCores)
         if let trainCores = options.cores {
             // Inference keeps off the training cores when the other cores can hold its threads.
             // Otherwise an inference thread could share a core with the trainer, which at idle
@@ -36,6 +39,7 @@ final class LearnedDrafterSession {
             }
         }
         options.checkpointPath = path
+        options.idlePriority = idlePriority
         trainer = DrafterTrainer(checkpoint: checkpoint, target: target, options: options)
         drafter = LearnedDrafter(weights: checkpoint.weights, target: target, trainer: trainer)
         trainer.start()

@@ -290,8 +290,9 @@ import Testing
         }
     }
 
-    /// train-drafter generates from a prompt file for the given time, trains on it and saves
-    /// the checkpoint. A run without --minutes is rejected before anything loads.
+    /// train-drafter generates from a prompt file in batches for the given time or token
+    /// count, trains on it and saves the checkpoint. A run with neither limit is rejected
+    /// before anything loads.
     @Test func trainDrafterSavesCheckpoint() throws {
         try withTemporaryDirectory { directory in
             let prompts = directory.appendingPathComponent("prompts.jsonl").path
@@ -306,9 +307,15 @@ import Testing
             #expect(run.standardError.contains("drafter training: "))
             #expect(FileManager.default.fileExists(atPath: path))
 
+            try FileManager.default.removeItem(atPath: path)
+            let counted = try CommandLineTests.run(common + ["--tokens", "40", "--batch", "2", "--max-tokens", "16"])
+            #expect(counted.status == 0, "stderr: \(counted.standardError)")
+            #expect(counted.standardError.contains("stopped because 40 tokens were generated"), "stderr: \(counted.standardError)")
+            #expect(FileManager.default.fileExists(atPath: path))
+
             let missing = try CommandLineTests.run(common)
             #expect(missing.status == 2)
-            #expect(missing.standardError.contains("missing required option --minutes"))
+            #expect(missing.standardError.contains("missing --minutes N or --tokens N"))
         }
     }
 

@@ -99,6 +99,31 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
         }
     }
 
+    /// The trainer is paused in passes outside the tail by default, so a large batch keeps
+    /// the memory bandwidth, and trains through every pass when it has cores of its own.
+    @Test(arguments: [false, true])
+    func trainerPausesOutsideTail(_ duringPasses: Bool) throws {
+        try withTinyEngine { engine in
+            let requests = try RolloutRequest.expand(tinyPrompts, samplesPerPrompt: 2, tokenizer: engine.tokenizer)
+            let options = RolloutOptions(maxTokens: 12, sampling: .greedy, seed: 5, maxRunningSequences: 3, prefillChunk: 7,
+                                         speculation: RolloutSpeculation(mode: .none, tailThreshold: 1))
+            let target = DrafterTarget(model: engine.model)
+            let weights = try DrafterWeights.random(config: DrafterConfig(target: engine.model.config), target: target)
+            let rolloutEngine = try RolloutEngine(model: engine.model, tokenizer: engine.tokenizer, options: options)
+            rolloutEngine.drafterTrainer = DrafterTrainer(initial: weights, target: target)
+            rolloutEngine.trainsInTail = false
+            rolloutEngine.trainsDuringPasses = duringPasses
+            rolloutEngine.trainingWindow = 0
+            var pausedInLargePasses: Set<Bool> = []
+            _ = try rolloutEngine.run(requests, onResponse: { _ in }, onProgress: { progress in
+                // The progress of a pass reports the running count after it; a pass with two or
+                // more sequences still running had at least that many.
+                if progress.runningSequences >= 2 { pausedInLargePasses.insert(rolloutEngine.drafterTrainer!.isPaused) }
+            })
+            #expect(pausedInLargePasses == [!duringPasses])
+        }
+    }
+
     /// In learned mode every sequence drafts with its own learned drafter, fed with its hidden
     /// states, and switches to the trainer's newer weights between passes. Greedy responses
     /// stay those of a rollout without speculation.

@@ -13,6 +13,8 @@ public struct RolloutProgress: Sendable {
     public var waitingRequests: Int
     public var elapsedSeconds: Double
     public var completionTokens: Int
+    /// Response tokens committed so far in this step, those of running sequences included.
+    public var committedTokens: Int
     /// Completion tokens per second over the last passes (about one second of them).
     public var recentTokensPerSecond: Double
     /// Tokens per sequence step while speculating so far in this step; 0 before the tail.
@@ -66,6 +68,10 @@ public final class RolloutEngine {
     /// memory traffic slowed tail passes by about half. The default is true when the kernels
     /// use fewer threads than the machine has cores.
     public var trainsInTail: Bool
+    /// Whether the trainer trains during every pass, large batches included. Set it when the
+    /// trainer has cores of its own that no inference thread uses, as `train-drafter` arranges:
+    /// then training costs inference only the memory bandwidth and cache the two share.
+    public var trainsDuringPasses = false
     /// Sequences admitted so far, over all steps: the next sequence's stream id.
     private var sequencesAdmitted = 0
     /// The newest learned-drafter weights for `learned` mode, and their target.
@@ -151,6 +157,7 @@ public final class RolloutEngine {
         defer { pool.append(contentsOf: running.map(\.cache)) }
         var nextRequest = 0
         var recent = RecentRate()
+        var committed = 0
         let start = Generator.now()
 
         while nextRequest < requests.count || !running.isEmpty {
@@ -182,10 +189,11 @@ public final class RolloutEngine {
 
             record(entry, into: &statistics)
             recent.add(tokens: entry.timeline.committedTokens, seconds: entry.timeline.seconds)
+            committed += entry.timeline.committedTokens
             try onProgress?(RolloutProgress(
                 step: step, finishedResponses: statistics.responses, totalResponses: requests.count,
                 runningSequences: running.count, waitingRequests: requests.count - nextRequest, elapsedSeconds: passEnd - start,
-                completionTokens: statistics.completionTokens, recentTokensPerSecond: recent.rate,
+                completionTokens: statistics.completionTokens, committedTokens: committed, recentTokensPerSecond: recent.rate,
                 acceptanceLength: statistics.speculation.acceptanceLength, strategy: entry.timeline.strategy))
         }
         statistics.seconds = Generator.now() - start
@@ -262,7 +270,7 @@ public final class RolloutEngine {
         let inTail = running.count <= options.speculation.tailThreshold
         // A large batch needs every core, and the trainer's memory traffic and cache use would
         // slow it, so the trainer trains only in the tail and meanwhile only collects positions.
-        drafterTrainer?.isPaused = !(inTail && trainsInTail)
+        drafterTrainer?.isPaused = !(trainsDuringPasses || (inTail && trainsInTail))
         if let newer = drafterTrainer?.mailbox.take() {
             learnedWeights = newer
             for sequence in running { sequence.learned?.adopt(newer) }
