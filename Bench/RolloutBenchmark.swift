@@ -21,6 +21,9 @@ struct RolloutBenchmark {
     let tailThreshold: Int
     let maxRunning: Int
     let rounds: Int
+    /// The path of a trained drafter for learned mode to start from. It also gives `auto` the
+    /// learned and merged arms. With nil, learned mode starts fresh and `auto` stays model-free.
+    let checkpointPath: String?
     let modes: [RolloutSpeculation.Mode] = [.none, .suffix, .learned, .auto]
 
     struct ModeResult {
@@ -66,16 +69,20 @@ struct RolloutBenchmark {
             let rows = tailThreshold * (options.speculation.draftBudget + 1)
             options.speculation.cost = try VerificationCost.cached(model: model, modelPath: modelPath, maxRows: min(64, rows))
         }
+        if mode == .auto && checkpointPath != nil {
+            options.speculation.arms = SpeculationStrategy.arms(drafters: [.lookup, .suffix, .learned, .merged])
+        }
         let engine = try RolloutEngine(model: model, tokenizer: tokenizer, options: options)
-        // Learned mode starts each round from a fresh drafter that trains on this round's
-        // responses (in the tail, at idle priority) and keeps training across its steps.
+        // Learned mode (and auto with a checkpoint) starts each round from the checkpoint or
+        // a fresh drafter that trains on this round's responses and keeps training across its steps.
         var trainer: DrafterTrainer? = nil
-        if mode == .learned {
+        if mode == .learned || (mode == .auto && checkpointPath != nil) {
             let target = DrafterTarget(model: model)
-            let weights = try DrafterWeights.random(config: DrafterConfig(target: model.config), target: target)
-            trainer = DrafterTrainer(initial: weights, target: target)
+            let checkpoint = try checkpointPath.map { try DrafterCheckpoint.load(path: $0, target: target) }
+                ?? DrafterCheckpoint(weights: try DrafterWeights.random(config: DrafterConfig(target: model.config), target: target))
+            trainer = DrafterTrainer(checkpoint: checkpoint, target: target)
             engine.drafterTrainer = trainer
-            engine.useLearnedDrafter(weights: weights, target: target)
+            engine.useLearnedDrafter(weights: checkpoint.weights, target: target)
             trainer?.start()
         }
         defer { trainer?.stop() }

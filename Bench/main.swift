@@ -55,7 +55,9 @@ Options:
   --drafter NAME   Drafter for speculative: lookup (default) or suffix.
   --train-tokens N Generated tokens the drafter benchmark's acceptance curve trains on
                    (default 16000; 0 skips the curve).
-  --checkpoint P   Drafter checkpoint for drafter-eval (required there).
+  --checkpoint P   Drafter checkpoint for drafter-eval (required there). For rollout, the
+                   drafter learned mode starts from, which also gives auto the learned and
+                   merged arms (default: learned starts fresh and auto stays model-free).
   --json           Print one JSON object instead of a table.
 
 Rollout options:
@@ -183,7 +185,8 @@ do {
         let benchmark = RolloutBenchmark(modelPath: modelPath, promptsPath: options.prompts, samplesPerPrompt: options.samplesPerPrompt,
                                          maxTokens: options.maxTokens, temperature: options.temperature, steps: options.steps,
                                          threads: options.threadCounts?.first ?? 2, tailThreshold: options.tailThreshold,
-                                         maxRunning: options.maxRunning, rounds: options.roundsGiven ? options.rounds : 1)
+                                         maxRunning: options.maxRunning, rounds: options.roundsGiven ? options.rounds : 1,
+                                         checkpointPath: options.checkpoint)
         let results = try benchmark.run(progress: !options.json)
         print(options.json ? benchmark.json(results) : benchmark.table(results))
     case "drafter":

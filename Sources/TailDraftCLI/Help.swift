@@ -207,7 +207,10 @@ enum Help {
                                from the sequence and every finished response; or auto, where
                                an epsilon-greedy bandit per batch size picks among no drafts
                                and both drafters with 2, 3 or 5 drafted tokens, by measured
-                               tokens per second; or learned, where each sequence drafts with
+                               tokens per second (with --drafter also the learned drafter
+                               alone, and the suffix drafter merging the learned drafter's
+                               branches while they add accepted tokens); or learned, where
+                               each sequence drafts with
                                the learned drafter of --drafter (required), fed with its own
                                hidden states and updated as the rollout trains it. Greedy
                                output is unchanged; sampled output keeps its distribution.
@@ -234,7 +237,8 @@ enum Help {
                                full, and rows trained counting replays; it keeps the newest
                                16,384 positions. Ctrl-C ends the rollout after the current
                                pass, keeps the responses written and saves the drafter (exit
-                               status 130). The tail drafts with it under --speculate learned;
+                               status 130). The tail drafts with it under --speculate learned
+                               and, as arms of the bandit, under --speculate auto;
                                'generate --speculate learned --drafter PATH' uses it later.
       --train-cores LIST       With --drafter: CPU cores for the training thread, such as 1
                                (default: any core).

@@ -20,6 +20,10 @@ enum RolloutCommand {
         if args.string("train-cores") != nil && args.string("drafter") == nil {
             throw UsageError(description: "--train-cores needs --drafter PATH, the checkpoint the rollout trains")
         }
+        if options.speculation.mode == .auto && args.string("drafter") != nil {
+            // The bandit also tries the learned drafter alone and merged into the suffix drafter's trees.
+            options.speculation.arms = SpeculationStrategy.arms(drafters: [.lookup, .suffix, .learned, .merged])
+        }
         if options.speculation.mode == .learned && args.string("drafter") == nil {
             throw UsageError(description: "--speculate learned needs --drafter PATH, the checkpoint to start from and train")
         }

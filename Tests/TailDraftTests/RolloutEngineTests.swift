@@ -161,6 +161,40 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
         }
     }
 
+    /// With learned-drafter weights, `auto` also has arms that draft with each sequence's
+    /// learned drafter alone and merged into the suffix drafter's trees. The bandit pulls
+    /// them, and greedy responses stay those of a rollout without speculation.
+    @Test func autoWithLearnedArmsKeepsGreedyResponses() throws {
+        try withTinyEngine { engine in
+            let requests = try RolloutRequest.expand(tinyPrompts, samplesPerPrompt: 2, tokenizer: engine.tokenizer)
+            let arms = SpeculationStrategy.arms(drafters: [.suffix, .learned, .merged], budgets: [3])
+            func options(_ mode: RolloutSpeculation.Mode) -> RolloutOptions {
+                RolloutOptions(maxTokens: 30, sampling: .greedy, seed: 3, stopTokens: tinyStops, maxRunningSequences: 3,
+                               prefillChunk: 7, speculation: RolloutSpeculation(mode: mode, tailThreshold: 3, arms: arms))
+            }
+            let (plain, _, _) = try rollout(engine, requests, options: options(.none))
+
+            let target = DrafterTarget(model: engine.model)
+            let weights = try DrafterWeights.random(config: DrafterConfig(target: engine.model.config), target: target)
+            let autoEngine = try RolloutEngine(model: engine.model, tokenizer: engine.tokenizer, options: options(.auto))
+            #expect(throws: RolloutError.self) { try autoEngine.run(requests) { _ in } }
+            autoEngine.useLearnedDrafter(weights: weights, target: target)
+            var responses: [String: RolloutResponse] = [:]
+            let statistics = try autoEngine.run(requests) { response in
+                responses["\(response.request.promptIndex)/\(response.request.sampleIndex)"] = response
+            }
+            #expect(statistics.speculation.drafted > 0)
+            for name in ["learned/3", "merged/3"] {
+                let index = try #require(arms.firstIndex { $0.description == name })
+                let pulls = autoEngine.bandit.buckets.values.reduce(0) { $0 + $1.arms[index].pulls }
+                #expect(pulls > 0, "arm \(name) was pulled")
+            }
+            for (key, response) in plain {
+                #expect(responses[key]?.tokenIds == response.tokenIds, "response \(key)")
+            }
+        }
+    }
+
     @Test func laterStepsUseTheirOwnSeeds() throws {
         try withTinyEngine { engine in
             let requests = try RolloutRequest.expand(Array(tinyPrompts.prefix(2)), samplesPerPrompt: 2, tokenizer: engine.tokenizer)

@@ -78,7 +78,16 @@ public final class RolloutEngine {
     private var learnedWeights: DrafterWeights?
     private var learnedTarget: DrafterTarget?
 
-    /// Sets the weights each sequence's learned drafter starts from in `learned` mode. With a
+    /// Whether sequences draft with learned drafters: in `learned` mode, or in `auto` mode with
+    /// `learned` or `merged` arms.
+    var usesLearnedDrafters: Bool {
+        let speculation = options.speculation
+        return speculation.mode == .learned
+            || (speculation.mode == .auto && speculation.arms.contains { $0.drafter?.needsLearnedDrafter == true })
+    }
+
+    /// Sets the weights each sequence's learned drafter starts from in `learned` mode and for
+    /// the `learned` and `merged` arms of `auto` mode. With a
     /// `drafterTrainer`, sequences switch to the trainer's newer snapshots between passes.
     public func useLearnedDrafter(weights: DrafterWeights, target: DrafterTarget) {
         learnedWeights = weights
@@ -139,8 +148,9 @@ public final class RolloutEngine {
     public func run(_ requests: [RolloutRequest], step: Int = 0,
                     onResponse: (RolloutResponse) throws -> Void,
                     onProgress: ((RolloutProgress) throws -> Void)? = nil) throws -> RolloutStepStatistics {
-        if options.speculation.mode == .learned && learnedWeights == nil {
-            throw RolloutError.invalidOption(name: "speculation mode", value: "learned",
+        if usesLearnedDrafters && learnedWeights == nil {
+            let value = options.speculation.mode == .learned ? "learned" : "auto with learned or merged arms"
+            throw RolloutError.invalidOption(name: "speculation mode", value: value,
                                              expected: "learned-drafter weights: call useLearnedDrafter(weights:target:) first")
         }
         let capacity = sequenceCapacity(for: requests)
@@ -231,8 +241,12 @@ public final class RolloutEngine {
         let sequence = RolloutSequence(request: request, seed: seed, cache: cache, options: options, tokenizer: tokenizer,
                                        joinedSeconds: joinedSeconds)
         sequence.training = drafterTrainer.map { ($0, sequencesAdmitted) }
-        if options.speculation.mode == .learned, let weights = learnedWeights, let target = learnedTarget {
-            sequence.learned = LearnedDrafter(weights: weights, target: target, stream: sequencesAdmitted)
+        if usesLearnedDrafters, let weights = learnedWeights, let target = learnedTarget {
+            let learned = LearnedDrafter(weights: weights, target: target, stream: sequencesAdmitted)
+            sequence.learned = learned
+            if options.speculation.arms.contains(where: { $0.drafter == .merged }) {
+                sequence.merged = AutoDrafter(drafters: [suffixDrafter], merging: learned)
+            }
         }
         sequencesAdmitted += 1
         return sequence
@@ -333,8 +347,12 @@ public final class RolloutEngine {
     /// Returns the decode plan of a pass in the tail, its strategy name and the bandit arm if any.
     private func tailPlan(runningSequences: Int) -> (DecodePlan, String?, Int?) {
         let speculation = options.speculation
-        func drafter(_ kind: SpeculationStrategy.DrafterKind) -> any Drafter {
-            kind == .lookup ? lookupDrafter : suffixDrafter
+        func drafter(_ kind: SpeculationStrategy.DrafterKind) -> (any Drafter)? {
+            switch kind {
+            case .lookup: return lookupDrafter
+            case .suffix: return suffixDrafter
+            case .learned, .merged: return nil
+            }
         }
         switch speculation.mode {
         case .none:
@@ -347,13 +365,15 @@ public final class RolloutEngine {
         case .learned:
             var plan = DecodePlan(drafter: nil, budget: speculation.draftBudget, adaptive: true,
                                   maxDepth: speculation.maxDepth, cost: batchCost(sequences: runningSequences))
-            plan.usesOwnDrafter = true
+            plan.ownDrafter = .learned
             return (plan, "learned", nil)
         case .auto:
             let arm = bandit.choose(runningSequences: runningSequences)
             let strategy = bandit.arms[arm]
-            let plan = DecodePlan(drafter: strategy.drafter.map(drafter), budget: strategy.budget, adaptive: false,
+            var plan = DecodePlan(drafter: strategy.drafter.flatMap(drafter), budget: strategy.budget, adaptive: false,
                                   maxDepth: speculation.maxDepth, cost: cost)
+            if strategy.drafter == .learned { plan.ownDrafter = .learned }
+            if strategy.drafter == .merged { plan.ownDrafter = .merged }
             return (plan, strategy.description, arm)
         }
     }

@@ -2,8 +2,8 @@
 struct DecodePlan {
     /// The drafter, or nil for one token without drafts.
     var drafter: (any Drafter)?
-    /// Whether each sequence drafts with its own learned drafter instead of `drafter`.
-    var usesOwnDrafter = false
+    /// The sequence's own drafter to draft with instead of `drafter`, if any.
+    var ownDrafter: OwnDrafter?
     /// Largest number of drafted tokens.
     var budget: Int
     /// Whether the sequence's `SpeculationGate` sizes the draft (down to none) from its
@@ -17,6 +17,15 @@ struct DecodePlan {
     static func plain(cost: VerificationCost) -> DecodePlan {
         DecodePlan(drafter: nil, budget: 0, adaptive: false, maxDepth: 0, cost: cost)
     }
+}
+
+/// A drafter each sequence of a rollout has for itself, because it follows that sequence's
+/// hidden states.
+enum OwnDrafter {
+    /// `RolloutSequence.learned`.
+    case learned
+    /// `RolloutSequence.merged`: the shared suffix drafter with the learned drafter's branches.
+    case merged
 }
 
 /// The result of one sequence's rows in a pass.
@@ -62,8 +71,11 @@ final class RolloutSequence {
     /// The trainer that receives committed positions with their hidden states, and this
     /// sequence's stream id there; nil sends none.
     var training: (trainer: DrafterTrainer, stream: Int)?
-    /// This sequence's learned drafter in `learned` mode, fed with its hidden states.
+    /// This sequence's learned drafter, fed with its hidden states, when the rollout drafts
+    /// with learned drafters.
     var learned: LearnedDrafter?
+    /// The suffix drafter merging `learned`'s branches, for the bandit's `merged` arms.
+    var merged: AutoDrafter?
 
     init(request: RolloutRequest, seed: UInt64, cache: KVCache, options: RolloutOptions,
          tokenizer: BPETokenizer, joinedSeconds: Double) {
@@ -210,10 +222,14 @@ final class RolloutSequence {
         return outcome
     }
 
-    /// Returns the drafter `plan` drafts with for this sequence: its own learned drafter or the
-    /// plan's shared one.
+    /// Returns the drafter `plan` drafts with for this sequence: one of its own or the plan's
+    /// shared one.
     private func drafter(for plan: DecodePlan) -> (any Drafter)? {
-        plan.usesOwnDrafter ? learned : plan.drafter
+        switch plan.ownDrafter {
+        case .learned: return learned
+        case .merged: return merged
+        case nil: return plan.drafter
+        }
     }
 
     /// Passes positions that now sit in the KV cache, with their hidden states, to the trainer

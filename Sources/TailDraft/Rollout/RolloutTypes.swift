@@ -49,7 +49,8 @@ public struct RolloutSpeculation {
         case lookup
         /// `SuffixDrafter` over the context and all finished responses, adaptive draft size.
         case suffix
-        /// `StrategyBandit` chooses among no speculation and both drafters with fixed budgets.
+        /// `StrategyBandit` chooses among no speculation and the drafters of `arms` with fixed
+        /// budgets.
         case auto
         /// Each sequence's own `LearnedDrafter`, fed with the sequence's hidden states, with
         /// an adaptive draft size. Needs `RolloutEngine.useLearnedDrafter`.

@@ -6,6 +6,18 @@ public struct SpeculationStrategy: Sendable, Hashable, CustomStringConvertible {
         case lookup
         /// `SuffixDrafter`: frequent continuations in the context and in finished responses.
         case suffix
+        /// Each sequence's own `LearnedDrafter`. Needs `RolloutEngine.useLearnedDrafter`.
+        case learned
+        /// The suffix drafter's tree with the sequence's learned-drafter branches merged in
+        /// while they add accepted tokens (`AutoDrafter` with a merged drafter). Needs
+        /// `RolloutEngine.useLearnedDrafter`.
+        case merged
+
+        /// The kinds that need no learned drafter.
+        public static let modelFree: [DrafterKind] = [.lookup, .suffix]
+
+        /// Whether the kind drafts with each sequence's learned drafter.
+        public var needsLearnedDrafter: Bool { self == .learned || self == .merged }
     }
 
     /// The drafter; nil decodes one token per sequence and step.
@@ -28,7 +40,9 @@ public struct SpeculationStrategy: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Returns `off` followed by every drafter with every budget: the arms of `--speculate auto`.
-    public static func arms(drafters: [DrafterKind] = DrafterKind.allCases, budgets: [Int] = [2, 3, 5]) -> [SpeculationStrategy] {
+    /// By default only the model-free drafters take part, because `learned` and `merged` need
+    /// a learned drafter.
+    public static func arms(drafters: [DrafterKind] = DrafterKind.modelFree, budgets: [Int] = [2, 3, 5]) -> [SpeculationStrategy] {
         [.off] + drafters.flatMap { drafter in budgets.map { SpeculationStrategy(drafter: drafter, budget: $0) } }
     }
 }
