@@ -231,8 +231,12 @@ enum Help {
                                PATH when the file exists, and save it there during training
                                and at the end. The trainer collects positions throughout but
                                trains after each step, for up to a tenth of the step's
-                               time, and also in the long tail when --threads leaves a core
-                               free (at idle priority). Its summary line counts
+                               time, and also in the long tail (at idle priority): when
+                               --threads leaves a core free, or else on a core taken from
+                               inference where, measured per batch size, one inference
+                               thread fewer loses less than a tenth of the tokens per
+                               second. The progress line shows the cores of each. Its
+                               summary line counts
                                positions received, positions dropped because its ring was
                                full, and rows trained counting replays; it keeps the newest
                                16,384 positions. Ctrl-C ends the rollout after the current

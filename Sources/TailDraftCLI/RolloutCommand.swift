@@ -133,9 +133,13 @@ struct ProgressLine {
         lastPrinted = progress.elapsedSeconds
         let tau = progress.acceptanceLength > 0 ? fixed(progress.acceptanceLength, 2) : "-"
         let strategy = progress.strategy.map { " (\($0))" } ?? ""
+        let drafter = progress.drafterVersion.map { ", drafter v\($0)" } ?? ""
+        // The trainer is one thread, so it takes one core when it trains.
+        let training = progress.drafterVersion == nil ? "" : (progress.trainerTraining ? "/1 training" : "/0 training")
         let line = "step \(progress.step + 1)/\(steps): \(progress.finishedResponses)/\(progress.totalResponses) responses, " +
             "\(progress.runningSequences) running, \(progress.waitingRequests) waiting, " +
-            "\(fixed(progress.recentTokensPerSecond, 1)) tokens/s, tau \(tau)\(strategy), \(fixed(progress.elapsedSeconds, 1)) s"
+            "\(fixed(progress.recentTokensPerSecond, 1)) tokens/s, tau \(tau)\(strategy)\(drafter), " +
+            "cores \(progress.inferenceThreads) inference\(training), \(fixed(progress.elapsedSeconds, 1)) s"
         write(line)
     }
 
@@ -143,6 +147,7 @@ struct ProgressLine {
         let line = "step \(step.step + 1)/\(steps): \(step.responses) responses, \(tokens(step.completionTokens)) in " +
             "\(fixed(step.seconds, 1)) s (\(fixed(step.tokensPerSecond, 1)) tokens/s), tail \(fixed(step.tailSeconds, 1)) s" +
             (step.speculation.sequenceSteps > 0 ? ", tau \(fixed(step.speculation.acceptanceLength, 2))" : "") +
+            (step.sharedCoreSeconds > 0.05 ? ", \(fixed(step.sharedCoreSeconds, 1)) s of it with a core training the drafter" : "") +
             (step.trainingSeconds > 0.05 ? ", then drafter training \(fixed(step.trainingSeconds, 1)) s" : "")
         write(line)
         if terminal { Console.writeError("\n") }

@@ -195,6 +195,46 @@ private let broadSampling = SamplingParameters(temperature: 1.0, topK: 0, topP: 
         }
     }
 
+    /// With a trainer and every core running inference, tail passes try one inference thread
+    /// fewer so the trainer trains on the freed core. Responses stay those of a rollout
+    /// without a trainer, and the model's thread count is restored after each pass.
+    @Test func tailSharesACoreWithTheTrainer() throws {
+        try withTinyEngine { engine in
+            let requests = try RolloutRequest.expand(tinyPrompts, samplesPerPrompt: 2, tokenizer: engine.tokenizer)
+            // Every pass is a tail pass, because no more than three sequences run.
+            let options = RolloutOptions(maxTokens: 20, sampling: .greedy, seed: 3, stopTokens: tinyStops, maxRunningSequences: 3,
+                                         prefillChunk: 7, speculation: RolloutSpeculation(mode: .none, tailThreshold: 3))
+            let (plain, _, _) = try rollout(engine, requests, options: options)
+
+            let target = DrafterTarget(model: engine.model)
+            let weights = try DrafterWeights.random(config: DrafterConfig(target: engine.model.config), target: target)
+            let rolloutEngine = try RolloutEngine(model: engine.model, tokenizer: engine.tokenizer, options: options)
+            rolloutEngine.drafterTrainer = DrafterTrainer(initial: weights, target: target)
+            rolloutEngine.trainsInTail = false
+            rolloutEngine.trainingWindow = 0
+            // A tolerance of 1 hands the core over once both ways are measured.
+            rolloutEngine.coreSharing = CoreSharing(configuration: .init(tolerance: 1, samples: 2))
+            var responses: [String: RolloutResponse] = [:]
+            var trainingPasses = 0
+            let statistics = try rolloutEngine.run(requests, onResponse: { response in
+                responses["\(response.request.promptIndex)/\(response.request.sampleIndex)"] = response
+            }, onProgress: { progress in
+                if progress.trainerTraining { trainingPasses += 1 }
+            })
+            let shared = statistics.timeline.filter(\.sharedCore)
+            #expect(!shared.isEmpty)
+            #expect(shared.allSatisfy { $0.inferenceThreads == 1 })
+            #expect(statistics.timeline.filter { !$0.sharedCore }.allSatisfy { $0.inferenceThreads == 2 })
+            #expect(trainingPasses == shared.count)
+            #expect(statistics.sharedCoreSeconds > 0)
+            #expect(rolloutEngine.coreSharing?.records.values.contains { $0.handsOver == true } == true)
+            #expect(engine.model.threads == 2)
+            for (key, response) in plain {
+                #expect(responses[key]?.tokenIds == response.tokenIds, "response \(key)")
+            }
+        }
+    }
+
     @Test func laterStepsUseTheirOwnSeeds() throws {
         try withTinyEngine { engine in
             let requests = try RolloutRequest.expand(Array(tinyPrompts.prefix(2)), samplesPerPrompt: 2, tokenizer: engine.tokenizer)

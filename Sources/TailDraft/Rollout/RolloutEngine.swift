@@ -21,6 +21,12 @@ public struct RolloutProgress: Sendable {
     public var acceptanceLength: Double
     /// The last pass's strategy in the speculative tail, or nil outside it.
     public var strategy: String?
+    /// Inference threads of the last pass, and whether the drafter trainer could train
+    /// during it (on the cores inference left).
+    public var inferenceThreads: Int
+    public var trainerTraining: Bool
+    /// Version of the learned drafter's newest weights, when the rollout has one.
+    public var drafterVersion: Int?
 }
 
 /// Generates many responses at once with continuous batching, speculating in the long tail.
@@ -72,6 +78,10 @@ public final class RolloutEngine {
     /// trainer has cores of its own that no inference thread uses, as `train-drafter` arranges:
     /// then training costs inference only the memory bandwidth and cache the two share.
     public var trainsDuringPasses = false
+    /// How the tail decides to hand a core from inference to the trainer, measured per batch
+    /// size; nil turns it off. It applies only with a `drafterTrainer` and two or more
+    /// inference threads, and only when the trainer would not train in the tail otherwise.
+    public var coreSharing: CoreSharing? = CoreSharing()
     /// Sequences admitted so far, over all steps: the next sequence's stream id.
     private var sequencesAdmitted = 0
     /// The newest learned-drafter weights for `learned` mode, and their target.
@@ -185,6 +195,10 @@ public final class RolloutEngine {
             if let arm = entry.armIndex, entry.timeline.prefillRows == 0 {
                 bandit.record(arm: arm, runningSequences: running.count, tokens: entry.timeline.committedTokens, seconds: entry.timeline.seconds)
             }
+            if entry.measuresCoreSharing && entry.timeline.prefillRows == 0 {
+                coreSharing?.record(handedOver: entry.timeline.sharedCore, runningSequences: running.count,
+                                    tokens: entry.timeline.committedTokens, seconds: entry.timeline.seconds)
+            }
 
             for sequence in running where sequence.finished {
                 let response = finish(sequence, step: step, finishedSeconds: passEnd - start)
@@ -204,7 +218,9 @@ public final class RolloutEngine {
                 step: step, finishedResponses: statistics.responses, totalResponses: requests.count,
                 runningSequences: running.count, waitingRequests: requests.count - nextRequest, elapsedSeconds: passEnd - start,
                 completionTokens: statistics.completionTokens, committedTokens: committed, recentTokensPerSecond: recent.rate,
-                acceptanceLength: statistics.speculation.acceptanceLength, strategy: entry.timeline.strategy))
+                acceptanceLength: statistics.speculation.acceptanceLength, strategy: entry.timeline.strategy,
+                inferenceThreads: entry.timeline.inferenceThreads, trainerTraining: entry.trainerTraining,
+                drafterVersion: learnedWeights?.version))
         }
         statistics.seconds = Generator.now() - start
         statistics.trainingSeconds = trainAfterStep(stepSeconds: statistics.seconds)
@@ -269,6 +285,9 @@ public final class RolloutEngine {
     struct PassRecord {
         var timeline: RolloutTimelineEntry
         var armIndex: Int?
+        /// Whether the pass is one `coreSharing` measures, and whether the trainer could train.
+        var measuresCoreSharing = false
+        var trainerTraining = false
         var startSeconds: Double {
             get { timeline.startSeconds }
             set { timeline.startSeconds = newValue }
@@ -282,9 +301,17 @@ public final class RolloutEngine {
     /// Plans, runs and consumes one forward pass over `running`.
     private func runPass(_ running: [RolloutSequence], waiting: Int) throws -> PassRecord {
         let inTail = running.count <= options.speculation.tailThreshold
+        // A tail pass may hand a core to the trainer by running one inference thread fewer.
+        let allThreads = model.threads
+        let measuresSharing = inTail && drafterTrainer != nil && !trainsInTail && !trainsDuringPasses && allThreads >= 2
+            && coreSharing != nil
+        let sharedCore = measuresSharing && coreSharing!.handsOver(runningSequences: running.count)
+        if sharedCore { model.threads = allThreads - 1 }
+        defer { model.threads = allThreads }
         // A large batch needs every core, and the trainer's memory traffic and cache use would
         // slow it, so the trainer trains only in the tail and meanwhile only collects positions.
-        drafterTrainer?.isPaused = !(trainsDuringPasses || (inTail && trainsInTail))
+        let training = drafterTrainer != nil && (trainsDuringPasses || (inTail && (trainsInTail || sharedCore)))
+        drafterTrainer?.isPaused = !training
         if let newer = drafterTrainer?.mailbox.take() {
             learnedWeights = newer
             for sequence in running { sequence.learned?.adopt(newer) }
@@ -315,7 +342,7 @@ public final class RolloutEngine {
         var entry = RolloutTimelineEntry(startSeconds: 0, seconds: 0, runningSequences: running.count, waitingRequests: waiting,
                                          rows: step.batch.count, prefillRows: prefillRows, committedTokens: 0, strategy: strategy,
                                          drafted: 0, accepted: 0, decodingSequences: 0, draftingSequences: 0,
-                                         planSeconds: planSeconds)
+                                         planSeconds: planSeconds, inferenceThreads: model.threads, sharedCore: sharedCore)
         for (index, sequence) in members.enumerated() {
             let outcome = sequence.consume(result, firstRow: step.firstRows[index])
             entry.committedTokens += outcome.committed
@@ -324,7 +351,7 @@ public final class RolloutEngine {
             if outcome.decoded { entry.decodingSequences += 1 }
             if outcome.drafted > 0 { entry.draftingSequences += 1 }
         }
-        return PassRecord(timeline: entry, armIndex: arm)
+        return PassRecord(timeline: entry, armIndex: arm, measuresCoreSharing: measuresSharing, trainerTraining: training)
     }
 
     /// Lets the trainer run alone for up to `trainingWindow` of the step's time (at least
@@ -400,6 +427,7 @@ public final class RolloutEngine {
             statistics.tailSeconds += entry.seconds
             statistics.tailTokens += entry.committedTokens
         }
+        if entry.sharedCore { statistics.sharedCoreSeconds += entry.seconds }
         if entry.speculating {
             statistics.speculation.sequenceSteps += entry.decodingSequences
             statistics.speculation.committed += entry.committedTokens

@@ -116,6 +116,8 @@ public struct RolloutReport {
             ("tail_seconds", .number(step.tailSeconds)),
             ("tail_share", .number(step.tailShare)),
             ("tail_tokens", .int(step.tailTokens)),
+            ("shared_core_seconds", .number(step.sharedCoreSeconds)),
+            ("training_seconds_after_step", .number(step.trainingSeconds)),
             ("speculative_sequence_steps", .int(figures.sequenceSteps)),
             ("drafted", .int(figures.drafted)),
             ("accepted", .int(figures.accepted)),
@@ -142,6 +144,7 @@ public struct RolloutReport {
             ("strategy", entry.strategy.map { .string($0) } ?? .null),
             ("drafted", .int(entry.drafted)),
             ("accepted", .int(entry.accepted)),
+            ("inference_threads", .int(entry.inferenceThreads)),
         ])
     }
 

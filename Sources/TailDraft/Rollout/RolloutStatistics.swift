@@ -31,6 +31,10 @@ public struct RolloutTimelineEntry: Sendable, Equatable {
     public var draftingSequences: Int
     /// Seconds spent planning the rows, drafting included, before the forward pass.
     public var planSeconds = 0.0
+    /// Inference threads of the pass, and whether it ran one fewer than the model's so the
+    /// drafter trainer could train on the freed core (`CoreSharing`).
+    public var inferenceThreads = 0
+    public var sharedCore = false
 
     /// Whether the pass ran in the speculative tail with a drafter.
     public var speculating: Bool { strategy != nil && strategy != "off" }
@@ -78,6 +82,8 @@ public struct RolloutStepStatistics: Sendable {
     public var tailTokens = 0
     /// Seconds after the last pass given to the drafter trainer alone, not part of `seconds`.
     public var trainingSeconds = 0.0
+    /// Seconds of tail passes that ran one inference thread fewer, so the trainer trained.
+    public var sharedCoreSeconds = 0.0
     public var speculation = RolloutSpeculationFigures()
     /// Completion tokens of each response, in finishing order.
     public var responseLengths: [Int] = []
