@@ -9,27 +9,6 @@ import Testing
     static let seeds = 2_000
     static let positions = 3
 
-    /// Returns the 0.999 quantile of chi-square with `df` degrees of freedom (Wilson-Hilferty).
-    static func chiSquareLimit(df: Int) -> Double {
-        let k = Double(df), z = 3.09
-        let term = 1 - 2 / (9 * k) + z * (2 / (9 * k)).squareRoot()
-        return k * term * term * term
-    }
-
-    /// Two-sample chi-square over token counts; bins with fewer than 10 samples in all are
-    /// merged, so every expected count is at least 5.
-    static func chiSquare(_ a: [Int32: Int], _ b: [Int32: Int]) -> (statistic: Double, df: Int) {
-        var bins: [(Int, Int)] = []
-        var rest = (0, 0)
-        for token in Set(a.keys).union(b.keys) {
-            let pair = (a[token] ?? 0, b[token] ?? 0)
-            if pair.0 + pair.1 < 10 { rest = (rest.0 + pair.0, rest.1 + pair.1) } else { bins.append(pair) }
-        }
-        if rest.0 + rest.1 > 0 { bins.append(rest) }
-        let statistic = bins.reduce(0.0) { $0 + pow(Double($1.0 - $1.1), 2) / Double($1.0 + $1.1) }
-        return (statistic, max(1, bins.count - 1))
-    }
-
     @Test func speculationKeepsSampledDistribution() throws {
         var spec = TinyModelSpec()
         spec.seed = 0x5_0011
@@ -45,8 +24,8 @@ import Testing
             let greedy = try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: 8, stopTokens: []))
             let drafter = ReplayDrafter(recording: prompt + greedy.tokenIds, vocabularySize: spec.vocabularySize)
 
-            var plainCounts = [[Int32: Int]](repeating: [:], count: Self.positions)
-            var speculativeCounts = [[Int32: Int]](repeating: [:], count: Self.positions)
+            var plainCounts = PositionCounts(positions: Self.positions)
+            var speculativeCounts = PositionCounts(positions: Self.positions)
             var accepted = 0
             for seed in 0..<UInt64(Self.seeds) {
                 let plain = try engine.generator.generate(
@@ -55,18 +34,16 @@ import Testing
                 let speculative = try engine.generator.generate(
                     promptTokens: prompt, options: GenerationOptions(maxTokens: Self.positions, sampling: sampling(seed + 1_000_000),
                                                                      stopTokens: [], speculation: speculation))
-                for position in 0..<Self.positions {
-                    plainCounts[position][plain.tokenIds[position], default: 0] += 1
-                    speculativeCounts[position][speculative.tokenIds[position], default: 0] += 1
-                }
+                plainCounts.add(plain.tokenIds)
+                speculativeCounts.add(speculative.tokenIds)
                 accepted += speculative.speculation?.accepted ?? 0
             }
 
             #expect(accepted > Self.seeds / 2, "drafts should be accepted often for the test to mean something: \(accepted)")
             for position in 0..<Self.positions {
-                let (statistic, df) = Self.chiSquare(plainCounts[position], speculativeCounts[position])
-                #expect(statistic < Self.chiSquareLimit(df: df),
-                        "position \(position): chi-square \(statistic) with \(df) degrees of freedom, limit \(Self.chiSquareLimit(df: df))")
+                let (statistic, df) = chiSquare(plainCounts.counts[position], speculativeCounts.counts[position])
+                #expect(statistic < chiSquareLimit(df: df),
+                        "position \(position): chi-square \(statistic) with \(df) degrees of freedom, limit \(chiSquareLimit(df: df))")
             }
         }
     }
