@@ -47,6 +47,10 @@ enum Help {
       --tokens N           Response tokens to generate and train on.
                            At least one of --minutes and --tokens is required.
       --batch N            Sequences generated at once (default 16).
+      --unroll-weight W    Weight of the unrolled step (training-time test): each sample
+                           also trains the drafter one position ahead from its own predicted
+                           hidden states, as drafting a second token does (default 0, off).
+                           A training step then takes about twice as long.
       --max-tokens N       Maximum tokens per response (default 256).
       --temperature T      Softmax temperature (default 0.7); 0 trains on greedy responses.
       --seed N             Sampling seed; every response gets its own seed derived from it

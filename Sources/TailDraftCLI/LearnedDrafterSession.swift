@@ -39,6 +39,9 @@ final class LearnedDrafterSession {
             }
         }
         options.checkpointPath = path
+        // Only train-drafter accepts --unroll-weight; elsewhere this is the default, 0.
+        options.optimizer.unrolledWeight = try args.float("unroll-weight", default: 0, range: 0...100,
+                                                          expected: "a weight in 0...100 (0 turns the unrolled step off)")
         options.idlePriority = idlePriority
         trainer = DrafterTrainer(checkpoint: checkpoint, target: target, options: options)
         drafter = LearnedDrafter(weights: checkpoint.weights, target: target, trainer: trainer)

@@ -54,6 +54,31 @@ import Testing
         }
     }
 
+    /// The unrolled step adds its own gradient, in proportion to its weight: doubling the
+    /// weight doubles the difference from training without it.
+    @Test func unrolledStepAddsWeightedGradient() throws {
+        try KernelGate.run {
+            try TinyModel(spec: Self.targetSpec).withTransformer { model in
+                let target = DrafterTarget(model: model)
+                let weights = try DrafterWeights.random(config: Self.drafterConfig, target: target, seed: 4)
+                let sample = Self.randomSample(count: 9, seed: 6)
+                func gradients(unrolledWeight: Float) -> [Float] {
+                    let learner = DrafterLearner(initial: weights, target: target,
+                                                 options: DrafterOptimizerOptions(unrolledWeight: unrolledWeight))
+                    _ = learner.computeGradients(sample)
+                    return learner.gradients.array
+                }
+                let plain = gradients(unrolledWeight: 0), once = gradients(unrolledWeight: 0.5), twice = gradients(unrolledWeight: 1)
+                let added = zip(once, plain).map { Double($0 - $1) }
+                let addedTwice = zip(twice, plain).map { Double($0 - $1) }
+                let largest = added.map(abs).max() ?? 0
+                #expect(largest > 1e-4, "the unrolled step changes the gradient")
+                let worst = zip(addedTwice, added).map { abs($0 - 2 * $1) }.max() ?? 0
+                #expect(worst < 1e-3 * largest * 2, "largest deviation from twice the added gradient: \(worst) of \(largest)")
+            }
+        }
+    }
+
     @Test func trainingLowersTheLoss() throws {
         try KernelGate.run {
             try TinyModel(spec: Self.targetSpec).withTransformer { model in

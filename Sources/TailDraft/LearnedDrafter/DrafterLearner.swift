@@ -33,9 +33,15 @@ public struct DrafterOptimizerOptions: Sendable, Equatable {
     /// Largest L2 norm of the whole gradient; larger gradients are scaled down to it.
     public var maxGradientNorm: Float
     public var lossWeights: DrafterLossWeights
+    /// Weight of the unrolled step ("training-time test"): each sample also trains the
+    /// drafter one position ahead from its own predicted hidden states, as drafting beyond the
+    /// first token feeds them, with the loss scaled by this weight. 0 turns it off; on, a step
+    /// costs about twice the time.
+    public var unrolledWeight: Float
 
     public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.95, epsilon: Float = 1e-8,
-                weightDecay: Float = 0.01, maxGradientNorm: Float = 1, lossWeights: DrafterLossWeights = .init()) {
+                weightDecay: Float = 0.01, maxGradientNorm: Float = 1, lossWeights: DrafterLossWeights = .init(),
+                unrolledWeight: Float = 0) {
         self.learningRate = learningRate
         self.beta1 = beta1
         self.beta2 = beta2
@@ -43,6 +49,7 @@ public struct DrafterOptimizerOptions: Sendable, Equatable {
         self.weightDecay = weightDecay
         self.maxGradientNorm = maxGradientNorm
         self.lossWeights = lossWeights
+        self.unrolledWeight = unrolledWeight
     }
 }
 
@@ -124,15 +131,35 @@ final class DrafterLearner {
                            matches: Int(results[2]), rows: m)
     }
 
-    /// Sets `gradients` to the gradient of the loss on `sample` and returns the loss.
+    /// Sets `gradients` to the gradient of the loss on `sample` and returns the loss. With an
+    /// `unrolledWeight`, adds the gradient of the unrolled step, whose loss is not returned.
     func computeGradients(_ sample: DrafterSample) -> DrafterLoss {
+        let h = config.hiddenSize
         let (m, span, positions) = prepare(sample)
         gradients.zero()
         network.forward(working, rows: m, positions: positions, attention: span, logitsFrom: 0)
-        return sample.hidden.withUnsafeBufferPointer { hidden in
-            network.backward(working, rows: m, positions: positions, span: span, targetHidden: hidden.baseAddress! + config.hiddenSize,
+        // Row r predicted the state at position r + 1: the unrolled step's input there.
+        let unroll = options.unrolledWeight > 0 && m >= 2
+        let predicted = unroll ? Array(UnsafeBufferPointer(start: network.floats(.predicted, rows: m), count: (m - 1) * h)) : []
+        let loss = sample.hidden.withUnsafeBufferPointer { hidden in
+            network.backward(working, rows: m, positions: positions, span: span, targetHidden: hidden.baseAddress! + h,
                              lossWeights: options.lossWeights, gradients: gradients)
         }
+        guard unroll else { return loss }
+
+        // The same targets one position on, from predicted instead of actual states. The
+        // predictions count as inputs, so no gradient flows back through the first step.
+        let ahead = DrafterSample(tokens: Array(sample.tokens[1...]), hidden: Array(sample.hidden[h...]),
+                                  startPosition: sample.startPosition + 1)
+        let (m2, span2, positions2) = prepare(ahead, inputStates: predicted)
+        network.forward(working, rows: m2, positions: positions2, attention: span2, logitsFrom: 0)
+        let weights = DrafterLossWeights(feature: options.lossWeights.feature * options.unrolledWeight,
+                                         crossEntropy: options.lossWeights.crossEntropy * options.unrolledWeight)
+        _ = ahead.hidden.withUnsafeBufferPointer { hidden in
+            network.backward(working, rows: m2, positions: positions2, span: span2, targetHidden: hidden.baseAddress! + h,
+                             lossWeights: weights, gradients: gradients)
+        }
+        return loss
     }
 
     /// Takes one AdamW step on `sample` with the gradient clipped to `maxGradientNorm`, and
@@ -159,17 +186,19 @@ final class DrafterLearner {
     }
 
     /// Fills the network's input rows and returns the row count, the causal attention span
-    /// over the sample's own rows, and the rows' positions.
-    private func prepare(_ sample: DrafterSample) -> (Int, DrafterNetwork.AttentionSpan, [Int32]) {
+    /// over the sample's own rows, and the rows' positions. Each row's state input is the
+    /// sample's hidden state, or the row of `inputStates` when given (one per row).
+    private func prepare(_ sample: DrafterSample, inputStates: [Float]? = nil) -> (Int, DrafterNetwork.AttentionSpan, [Int32]) {
         let h = config.hiddenSize, kv = config.kvDim
         let m = sample.tokens.count - 1
         precondition(m >= 1, "a training sample needs at least 2 positions, got \(sample.tokens.count)")
         precondition(sample.hidden.count == sample.tokens.count * h, "sample has \(sample.hidden.count) hidden floats, expected \(sample.tokens.count) x \(h)")
+        precondition(inputStates.map { $0.count == m * h } ?? true, "input states must hold \(m) x \(h) floats")
         let input = network.floats(.input, rows: m)
-        sample.hidden.withUnsafeBufferPointer { hidden in
+        (inputStates ?? sample.hidden).withUnsafeBufferPointer { states in
             for row in 0..<m {
                 target.embed(sample.tokens[row + 1], into: input + row * 2 * h)
-                (input + row * 2 * h + h).update(from: hidden.baseAddress! + row * h, count: h)
+                (input + row * 2 * h + h).update(from: states.baseAddress! + row * h, count: h)
             }
         }
         if keys.count < m * kv {
