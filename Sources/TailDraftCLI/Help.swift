@@ -42,7 +42,8 @@ enum Help {
     Options:
       --model PATH         GGUF model file (required).
       --prompts FILE       Prompt file in JSON Lines format (required).
-      --drafter PATH       Drafter checkpoint to continue from and save to (required).
+      --drafter PATH       Drafter checkpoint (a GGUF file) to continue from and save to
+                           (required).
       --minutes N          Time to generate and train, in minutes; may be fractional.
       --tokens N           Response tokens to generate and train on.
                            At least one of --minutes and --tokens is required.
@@ -110,12 +111,13 @@ enum Help {
                            kernel path and thread count (well under a second) and kept in
                            $XDG_CACHE_HOME/taildraft or ~/.cache/taildraft.
       --draft-depth N      Most drafted tokens in a row after the newest one (default 8, 1...64).
-      --drafter PATH       With --speculate learned or auto: load the drafter from PATH when
-                           the file exists (it must have been trained for the same model
-                           file), and save it there during training and at exit. Without it
-                           the learned drafter starts untrained and is discarded, and auto
-                           does not use it. Ctrl-C with a learned drafter ends generation,
-                           prints the statistics and saves it (exit status 130).
+      --drafter PATH       With --speculate learned or auto: load the drafter checkpoint (a
+                           GGUF file) from PATH when the file exists (it must have been
+                           trained for the same model file), and save it there during
+                           training and at exit. Without it the learned drafter starts
+                           untrained and is discarded, and auto does not use it. Ctrl-C with
+                           a learned drafter ends generation, prints the statistics and saves
+                           it (exit status 130).
       --train-cores LIST   With the learned drafter: CPU cores for the training thread, such
                            as 1 or 0,1 (default: any core). Training runs at idle priority.
                            When the other cores can hold --threads, inference is pinned to
@@ -232,22 +234,22 @@ enum Help {
                                model's trained context (default: that context, at most 4096).
       --drafter PATH           Train the learned drafter on every response while the rollout
                                runs (each response is its own sequence for training), from
-                               PATH when the file exists, and save it there during training
-                               and at the end. The trainer collects positions throughout but
-                               trains after each step, for up to a tenth of the step's
-                               time, and also in the long tail (at idle priority): when
-                               --threads leaves a core free, or else on a core taken from
-                               inference where, measured per batch size, one inference
-                               thread fewer loses less than a tenth of the tokens per
-                               second. The progress line shows the cores of each. Its
-                               summary line counts
-                               positions received, positions dropped because its ring was
-                               full, and rows trained counting replays; it keeps the newest
-                               16,384 positions. Ctrl-C ends the rollout after the current
-                               pass, keeps the responses written and saves the drafter (exit
-                               status 130). The tail drafts with it under --speculate learned
-                               and, as arms of the bandit, under --speculate auto;
-                               'generate --speculate learned --drafter PATH' uses it later.
+                               the GGUF checkpoint at PATH when the file exists, and save it
+                               there during training and at the end. The trainer collects
+                               positions throughout but trains after each step, for up to a
+                               tenth of the step's time, and also in the long tail (at idle
+                               priority): when --threads leaves a core free, or else on a
+                               core taken from inference where, measured per batch size, one
+                               inference thread fewer loses less than a tenth of the tokens
+                               per second. The progress line shows the cores of each. Its
+                               summary line counts positions received, positions dropped
+                               because its ring was full, and rows trained counting replays;
+                               it keeps the newest 16,384 positions. Ctrl-C ends the rollout
+                               after the current pass, keeps the responses written and saves
+                               the drafter (exit status 130). The tail drafts with it under
+                               --speculate learned and, as arms of the bandit, under
+                               --speculate auto; 'generate --speculate learned --drafter
+                               PATH' uses it later.
       --train-cores LIST       With --drafter: CPU cores for the training thread, such as 1
                                (default: any core).
       --out FILE               Write the JSON lines to FILE instead of standard output.

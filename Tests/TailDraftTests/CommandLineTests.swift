@@ -229,7 +229,7 @@ import Testing
 
     @Test func learnedDrafterKeepsTextAndSavesCheckpoint() throws {
         try withTemporaryDirectory { directory in
-            let path = directory.appendingPathComponent("drafter.bin").path
+            let path = directory.appendingPathComponent("drafter.gguf").path
             let common = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is", "--temperature", "0",
                           "--max-tokens", "24", "--json"]
             let plain = try CommandLineTests.run(common)
@@ -254,7 +254,7 @@ import Testing
     /// statistics, saves the checkpoint and exits with 130, as an interrupted command does.
     @Test func interruptSavesLearnedDrafter() throws {
         try withTemporaryDirectory { directory in
-            let path = directory.appendingPathComponent("drafter.bin").path
+            let path = directory.appendingPathComponent("drafter.gguf").path
             let run = try CommandLineTests.interrupt(["generate", "--model", Fixtures.smolLMPath, "--prompt", "Once upon a time",
                                                       "--max-tokens", "2000", "--temperature", "0.8", "--speculate", "learned",
                                                       "--drafter", path, "--threads", "1"])
@@ -272,7 +272,7 @@ import Testing
     /// keeps the plain greedy text, reports the merge counts and saves the checkpoint.
     @Test func autoWithDrafterKeepsTextAndReportsMerges() throws {
         try withTemporaryDirectory { directory in
-            let path = directory.appendingPathComponent("drafter.bin").path
+            let path = directory.appendingPathComponent("drafter.gguf").path
             let common = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is", "--temperature", "0",
                           "--max-tokens", "32", "--json"]
             let plain = try CommandLineTests.run(common)
@@ -299,7 +299,7 @@ import Testing
             let lines = "{\"id\": \"a\", \"prompt\": \"The capital of France is\"}\n" +
                 "{\"id\": 2, \"messages\": [{\"role\": \"user\", \"content\": \"Name three colors.\"}]}\n"
             try lines.write(toFile: prompts, atomically: true, encoding: .utf8)
-            let path = directory.appendingPathComponent("drafter.bin").path
+            let path = directory.appendingPathComponent("drafter.gguf").path
             let common = ["train-drafter", "--model", Fixtures.smolLMPath, "--prompts", prompts, "--drafter", path]
             let run = try CommandLineTests.run(common + ["--minutes", "0.02", "--max-tokens", "16", "--train-cores", "0"])
             #expect(run.status == 0, "stderr: \(run.standardError)")
@@ -320,7 +320,7 @@ import Testing
     }
 
     @Test func drafterWithoutLearnedIsRejected() throws {
-        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--drafter", "x.bin"])
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--drafter", "x.gguf"])
         #expect(run.status == 2)
         #expect(run.standardError.contains("need --speculate learned"))
     }
@@ -334,10 +334,32 @@ import Testing
     /// A checkpoint path in a folder that does not exist fails before generating anything.
     @Test func drafterInMissingFolderFailsFirst() throws {
         let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--max-tokens", "4",
-                                            "--speculate", "learned", "--drafter", "/nonexistent-taildraft/d.bin"])
+                                            "--speculate", "learned", "--drafter", "/nonexistent-taildraft/d.gguf"])
         #expect(run.status == 2)
         #expect(run.standardOutput.isEmpty)
-        #expect(run.standardError == "error: folder /nonexistent-taildraft for --drafter /nonexistent-taildraft/d.bin does not exist: create it or choose another path\n")
+        #expect(run.standardError == "error: folder /nonexistent-taildraft for --drafter /nonexistent-taildraft/d.gguf does not exist: create it or choose another path\n")
+    }
+
+    /// A model file passed as --drafter, or a drafter checkpoint passed as --model, fails with
+    /// a message that names the option the file belongs to. Uses a tiny model.
+    @Test func modelAndDrafterSwappedAreRejected() throws {
+        try withTemporaryDirectory { directory in
+            let model = try TinyModel(spec: TinyModelSpec()).write(in: directory)
+            let asDrafter = try CommandLineTests.run(["generate", "--model", model, "--prompt", "hi", "--max-tokens", "4",
+                                                      "--speculate", "learned", "--drafter", model, "--threads", "1"])
+            #expect(asDrafter.status != 0)
+            #expect(asDrafter.standardOutput.isEmpty)
+            #expect(asDrafter.standardError.contains("\(model) is not a drafter checkpoint but a GGUF file of a 'llama' model"),
+                    "stderr: \(asDrafter.standardError)")
+
+            let drafter = directory.appendingPathComponent("drafter.gguf").path
+            let trained = try CommandLineTests.run(["generate", "--model", model, "--prompt", "hi", "--max-tokens", "4",
+                                                    "--speculate", "learned", "--drafter", drafter, "--threads", "1"])
+            #expect(trained.status == 0, "stderr: \(trained.standardError)")
+            let asModel = try CommandLineTests.run(["generate", "--model", drafter, "--prompt", "hi"])
+            #expect(asModel.status != 0)
+            #expect(asModel.standardError.contains("pass it as --drafter"), "stderr: \(asModel.standardError)")
+        }
     }
 
     @Test func trainCoreBeyondMachineIsRejected() throws {

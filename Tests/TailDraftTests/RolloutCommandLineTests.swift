@@ -32,7 +32,7 @@ import Testing
     @Test func drafterTrainsOnRolloutAndIsSaved() throws {
         try withTemporaryDirectory { directory in
             let prompts = try Self.promptFile(Self.twoPrompts, in: directory)
-            let checkpoint = directory.appendingPathComponent("drafter.bin").path
+            let checkpoint = directory.appendingPathComponent("drafter.gguf").path
             let common = ["rollout", "--model", Fixtures.smolLMPath, "--prompts", prompts, "--samples-per-prompt", "2",
                           "--max-tokens", "12", "--temperature", "0"]
             let plain = try CommandLineTests.run(common)
@@ -54,7 +54,7 @@ import Testing
     @Test func interruptedRolloutSavesDrafter() throws {
         try withTemporaryDirectory { directory in
             let prompts = try Self.promptFile(Self.twoPrompts, in: directory)
-            let checkpoint = directory.appendingPathComponent("drafter.bin").path
+            let checkpoint = directory.appendingPathComponent("drafter.gguf").path
             let run = try CommandLineTests.interrupt(["rollout", "--model", Fixtures.smolLMPath, "--prompts", prompts,
                                                       "--samples-per-prompt", "4", "--max-tokens", "3000", "--steps", "3",
                                                       "--drafter", checkpoint, "--threads", "1"])

@@ -9,21 +9,42 @@ import Kernels
 /// moments and token counts (when saved by a trainer), and the hash of the target model
 /// file it was trained for.
 ///
-/// File format (all integers and floats little-endian):
+/// File format: a GGUF file (version 3, alignment 32, little-endian), written with
+/// `GGUFWriter` and read with `GGUFFile`. Its metadata:
 ///
-///     magic "TDDRAFT1" (8 bytes), format version u32 = 1
-///     target file hash u64, target file size u64 (`td_drafter_hash_file`)
-///     training step i64
-///     hidden size, heads, KV heads, MLP size, draft vocabulary V, target vocabulary: i32 each
-///     RMSNorm epsilon f32, RoPE base f32, flags u32 (bit 0: moments, bit 1: token counts)
-///     V draft-vocabulary token ids (i32)
-///     P parameters (f32) in `DrafterTensor` order, P = `DrafterConfig.parameterCount`
-///     with bit 0: P first moments, then P second moments (f32)
-///     with bit 1: one token count (u32) per target vocabulary entry
-///     checksum u64: `td_drafter_hash` of every byte before it
+///     general.architecture                                string "taildraft-drafter"
+///     taildraft.drafter.format_version                    u32 = 2 (1 was `TDDRAFT1`)
+///     taildraft.drafter.target_file_hash                  u64, `td_drafter_hash_file` of the target
+///     taildraft.drafter.target_file_size                  u64, the target file's size in bytes
+///     taildraft.drafter.training_step                     u64
+///     taildraft.drafter.embedding_length                  u32, H (the target's hidden size)
+///     taildraft.drafter.attention.head_count              u32
+///     taildraft.drafter.attention.head_count_kv           u32
+///     taildraft.drafter.feed_forward_length               u32, the MLP's inner width
+///     taildraft.drafter.draft_vocab_size                  u32, V
+///     taildraft.drafter.target_vocab_size                 u32
+///     taildraft.drafter.attention.layer_norm_rms_epsilon  f32
+///     taildraft.drafter.rope.freq_base                    f32
+///     taildraft.drafter.tensor_checksums                  u64 array, `td_drafter_hash` of each
+///                                                         tensor's data bytes, in tensor order
 ///
-/// Writes go to a temporary file in the same folder that is then renamed over the path, so
-/// a crash leaves either the old checkpoint or the new one, never a torn file.
+/// Its tensors, in this order, with dimensions in ggml order (the first is contiguous):
+///
+///     input_projection.weight    F32 [2H, H]   one F32 tensor per `DrafterTensor`, named by
+///     blk.0.attn_norm.weight     F32 [H]       `ggufName`, in `DrafterTensor` order
+///     blk.0.attn_q.weight ... output_norm.weight
+///     draft_vocab.token_ids      I32 [V]       the target id of each draft index
+///     optimizer.adam_m           F32 [P]       AdamW moments, P = `parameterCount`, only in a
+///     optimizer.adam_v           F32 [P]       trainer's checkpoint, in the parameter tensors'
+///                                              order, concatenated
+///     token_counts               I32 [target vocabulary]  only in a trainer's checkpoint,
+///                                              each count capped at 2^31 - 1
+///
+/// The moments stay two flat tensors because only the trainer reads them, and it keeps them
+/// in that flat layout. The draft head is not stored: it is copied from the target's output
+/// matrix on load. Writes go to a temporary file in the same folder that is then renamed
+/// over the path, so a crash leaves either the old checkpoint or the new one, never a torn
+/// file. `load` also reads checkpoints of the earlier `TDDRAFT1` format.
 public struct DrafterCheckpoint {
     public var weights: DrafterWeights
     /// AdamW first and second moments, in the parameters' layout.
@@ -31,8 +52,13 @@ public struct DrafterCheckpoint {
     /// Token counts by target id, from which the draft vocabulary is rebuilt.
     var tokenCounts: [Int]?
 
-    static let magic: [UInt8] = Array("TDDRAFT1".utf8)
-    static let formatVersion: UInt32 = 1
+    /// `general.architecture` of a drafter checkpoint.
+    static let architecture = "taildraft-drafter"
+    static let keyPrefix = "taildraft.drafter."
+    static let formatVersion: UInt32 = 2
+    static let vocabularyTensor = "draft_vocab.token_ids"
+    static let momentTensors = ("optimizer.adam_m", "optimizer.adam_v")
+    static let tokenCountTensor = "token_counts"
 
     public init(weights: DrafterWeights) {
         self.weights = weights
@@ -45,96 +71,86 @@ public struct DrafterCheckpoint {
     }
 
     /// Writes the checkpoint to `path` atomically (temporary file, then rename).
-    /// - Throws: `DrafterError.checkpointWriteFailed` with the system's reason.
+    /// Cost: one read of the target file to hash it, and a copy of the file in memory.
+    /// - Throws: `DrafterError.checkpointWriteFailed` with the system's reason, or
+    ///   `DrafterError.checkpointUnreadable` when the target file cannot be read to hash it.
     public func write(to path: String, target: DrafterTarget) throws {
         let fingerprint = try target.fingerprint()
-        var out = ByteWriter()
-        out.bytes(Self.magic)
-        out.value(Self.formatVersion)
-        out.value(fingerprint.hash)
-        out.value(fingerprint.size)
-        out.value(Int64(weights.version))
-        let c = weights.config
-        for value in [c.hiddenSize, c.headCount, c.kvHeadCount, c.feedForwardSize, c.draftVocabularySize, target.config.vocabularySize] {
-            out.value(Int32(value))
-        }
-        out.value(c.rmsNormEpsilon)
-        out.value(c.ropeBase)
-        out.value(UInt32((moments != nil ? 1 : 0) | (tokenCounts != nil ? 2 : 0)))
-        for token in weights.vocabulary.tokens { out.value(token) }
-        out.floats(weights.parameters)
-        if let moments {
-            out.floats(moments.first)
-            out.floats(moments.second)
-        }
-        if let tokenCounts {
-            for count in tokenCounts { out.value(UInt32(clamping: count)) }
-        }
-        out.value(out.data.withUnsafeBytes { td_drafter_hash($0.baseAddress, $0.count) })
-        try Self.writeAtomically(out.data, to: path)
+        let bytes = encode(targetFileHash: fingerprint.hash, targetFileSize: fingerprint.size,
+                           targetVocabularySize: target.config.vocabularySize)
+        try Self.writeAtomically(bytes, to: path)
     }
 
-    /// Reads the checkpoint at `path` and checks that it was made for `target`.
-    /// - Throws: `DrafterError` when the file cannot be read, is corrupt or truncated, or was
-    ///   made for another target model file.
-    public static func load(path: String, target: DrafterTarget) throws -> DrafterCheckpoint {
-        let data = try readFile(path)
-        var input = ByteReader(data: data, path: path)
-        guard data.count >= 8 + 8, Array(data[0..<8]) == magic else {
-            throw DrafterError.checkpointCorrupt(path: path, problem: "it does not start with the drafter checkpoint magic 'TDDRAFT1'")
+    /// Returns the checkpoint as the bytes of its GGUF file.
+    func encode(targetFileHash: UInt64, targetFileSize: UInt64, targetVocabularySize: Int) -> [UInt8] {
+        var file = GGUFWriter()
+        var checksums: [UInt64] = []
+        func addFloats(_ name: String, shape: [Int], from buffer: FloatBuffer, offset: Int) {
+            let byteCount = shape.reduce(1, *) * 4
+            let source = UnsafeRawBufferPointer(start: buffer.pointer + offset, count: byteCount)
+            checksums.append(td_drafter_hash(source.baseAddress, byteCount))
+            // The closure keeps `buffer` alive until the file is encoded.
+            file.addTensor(name, shape: shape, type: .f32) { destination in
+                destination.copyMemory(from: UnsafeRawBufferPointer(start: buffer.pointer + offset, count: byteCount))
+            }
         }
-        let stored = UInt64(littleEndian: data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: data.count - 8, as: UInt64.self) })
-        let computed = data.withUnsafeBytes { td_drafter_hash($0.baseAddress, $0.count - 8) }
-        guard stored == computed else {
-            throw DrafterError.checkpointCorrupt(path: path, problem: "its checksum does not match its contents (truncated or damaged)")
-        }
-        input.skip(8)
-        let version: UInt32 = try input.value()
-        guard version == formatVersion else {
-            throw DrafterError.checkpointCorrupt(path: path, problem: "format version \(version) is not supported; expected \(formatVersion)")
-        }
-        let hash: UInt64 = try input.value(), size: UInt64 = try input.value()
-        let fingerprint = try target.fingerprint()
-        guard hash == fingerprint.hash && size == fingerprint.size else {
-            throw DrafterError.checkpointForAnotherTarget(path: path, targetPath: target.weights.file.path)
-        }
-        let step: Int64 = try input.value()
-        var sizes: [Int] = []
-        for _ in 0..<6 { sizes.append(Int(try input.value() as Int32)) }
-        let epsilon: Float = try input.value(), ropeBase: Float = try input.value()
-        let flags: UInt32 = try input.value()
-        let config = DrafterConfig(hiddenSize: sizes[0], headCount: sizes[1], kvHeadCount: sizes[2], feedForwardSize: sizes[3],
-                                   draftVocabularySize: sizes[4], rmsNormEpsilon: epsilon, ropeBase: ropeBase)
-        try config.validate(for: target.config)
-        guard sizes[5] == target.config.vocabularySize else {
-            throw DrafterError.checkpointForAnotherTarget(path: path, targetPath: target.weights.file.path)
+        func addInts(_ name: String, _ values: [Int32]) {
+            checksums.append(values.withUnsafeBytes { td_drafter_hash($0.baseAddress, $0.count) })
+            file.addTensor(name, shape: [values.count], values: values)
         }
 
-        var tokens: [Int32] = []
-        for _ in 0..<config.draftVocabularySize {
-            let token: Int32 = try input.value()
-            guard token >= 0 && Int(token) < target.config.vocabularySize else {
-                throw DrafterError.checkpointCorrupt(path: path, problem: "draft token id \(token) is outside the target's vocabulary")
+        let config = weights.config
+        let layout = weights.layout
+        for tensor in DrafterTensor.allCases {
+            addFloats(tensor.ggufName, shape: tensor.ggufShape(config), from: weights.parameters, offset: layout.offset(tensor))
+        }
+        addInts(Self.vocabularyTensor, weights.vocabulary.tokens)
+        if let moments {
+            addFloats(Self.momentTensors.0, shape: [layout.count], from: moments.first, offset: 0)
+            addFloats(Self.momentTensors.1, shape: [layout.count], from: moments.second, offset: 0)
+        }
+        if let tokenCounts {
+            addInts(Self.tokenCountTensor, tokenCounts.map { Int32(clamping: $0) })
+        }
+
+        file.add("general.architecture", .string(Self.architecture))
+        let metadata: [(String, GGUFValue)] = [
+            ("format_version", .uint32(Self.formatVersion)),
+            ("target_file_hash", .uint64(targetFileHash)),
+            ("target_file_size", .uint64(targetFileSize)),
+            ("training_step", .uint64(UInt64(weights.version))),
+            ("embedding_length", .uint32(UInt32(config.hiddenSize))),
+            ("attention.head_count", .uint32(UInt32(config.headCount))),
+            ("attention.head_count_kv", .uint32(UInt32(config.kvHeadCount))),
+            ("feed_forward_length", .uint32(UInt32(config.feedForwardSize))),
+            ("draft_vocab_size", .uint32(UInt32(config.draftVocabularySize))),
+            ("target_vocab_size", .uint32(UInt32(targetVocabularySize))),
+            ("attention.layer_norm_rms_epsilon", .float32(config.rmsNormEpsilon)),
+            ("rope.freq_base", .float32(config.ropeBase)),
+            ("tensor_checksums", .array(elementType: GGUFValue.uint64(0).typeCode, checksums.map { .uint64($0) })),
+        ]
+        for (key, value) in metadata { file.add(Self.keyPrefix + key, value) }
+        return file.encode()
+    }
+
+    /// Reads the checkpoint at `path` and checks that it was made for `target`. A file in the
+    /// earlier `TDDRAFT1` format loads as well.
+    /// Cost: one read of the target file to hash it, and a copy of the checkpoint's tensors.
+    /// - Throws: `DrafterError.checkpointUnreadable` when the file cannot be read,
+    ///   `.notADrafterCheckpoint` for a file that is not one (such as a model),
+    ///   `.checkpointCorrupt` for a damaged, truncated or inconsistent checkpoint, and
+    ///   `.checkpointForAnotherTarget` for one made for another target model file.
+    public static func load(path: String, target: DrafterTarget) throws -> DrafterCheckpoint {
+        let file: GGUFFile
+        do {
+            file = try GGUFFile(path: path)
+        } catch let error as GGUFError {
+            if case .badMagic = error, DrafterCheckpointVersion1.matches(path: path) {
+                return try DrafterCheckpointVersion1.load(path: path, target: target)
             }
-            tokens.append(token)
+            throw Self.drafterError(error, path: path)
         }
-        guard Set(tokens).count == tokens.count else {
-            throw DrafterError.checkpointCorrupt(path: path, problem: "the draft vocabulary lists a token twice")
-        }
-        let vocabulary = DraftVocabulary(tokens: tokens, targetVocabularySize: target.config.vocabularySize)
-        let count = config.parameterCount
-        let parameters = try input.floats(count)
-        let moments = flags & 1 != 0 ? (try input.floats(count), try input.floats(count)) : nil
-        var counts: [Int]? = nil
-        if flags & 2 != 0 {
-            counts = try (0..<target.config.vocabularySize).map { _ in Int(try input.value() as UInt32) }
-        }
-        guard input.remaining == 8 else {
-            throw DrafterError.checkpointCorrupt(path: path, problem: "it has \(input.remaining - 8) unexpected bytes before the checksum")
-        }
-        let weights = DrafterWeights(config: config, vocabulary: vocabulary, head: target.headRows(vocabulary),
-                                     parameters: parameters, version: Int(step), forInference: true)
-        return DrafterCheckpoint(weights: weights, moments: moments, tokenCounts: counts)
+        return try DrafterCheckpointReader(file: file, target: target).read()
     }
 
     /// Loads the checkpoint at `path`, or returns nil when no file exists there.
@@ -144,22 +160,20 @@ public struct DrafterCheckpoint {
         return try load(path: path, target: target)
     }
 
-    private static func readFile(_ path: String) throws -> [UInt8] {
-        guard let file = fopen(path, "rb") else {
-            throw DrafterError.checkpointUnreadable(path: path, reason: String(cString: strerror(errno)))
+    /// Returns the drafter error for a file that does not open as GGUF.
+    private static func drafterError(_ error: GGUFError, path: String) -> DrafterError {
+        switch error {
+        case let .cannotOpen(_, reason):
+            return .checkpointUnreadable(path: path, reason: reason)
+        case .badMagic:
+            return .notADrafterCheckpoint(path: path, found: "a file that is neither GGUF nor the earlier TDDRAFT1 format")
+        case let .truncated(what, offset, needed, fileSize):
+            return .checkpointCorrupt(path: path, problem: "it is truncated: \(what) needs \(needed) bytes at offset \(offset), but the file has \(fileSize) bytes")
+        case let .implausibleCount(what, value, _):
+            return .checkpointCorrupt(path: path, problem: "it is truncated or damaged: \(what) is \(value), more than the rest of the file holds")
+        default:
+            return .checkpointCorrupt(path: path, problem: "it is not a valid GGUF file: \(error)")
         }
-        defer { fclose(file) }
-        var data: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let got = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-            if got == 0 { break }
-            data.append(contentsOf: chunk[0..<got])
-        }
-        guard ferror(file) == 0 else {
-            throw DrafterError.checkpointUnreadable(path: path, reason: String(cString: strerror(errno)))
-        }
-        return data
     }
 
     private static func writeAtomically(_ data: [UInt8], to path: String) throws {
@@ -198,6 +212,31 @@ private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -
     #endif
 }
 
+extension DrafterTensor {
+    /// The tensor's name in a checkpoint, after llama.cpp's names for a decoder layer's tensors.
+    var ggufName: String {
+        switch self {
+        case .inputProjection: return "input_projection.weight"
+        case .attentionNorm: return "blk.0.attn_norm.weight"
+        case .query: return "blk.0.attn_q.weight"
+        case .key: return "blk.0.attn_k.weight"
+        case .value: return "blk.0.attn_v.weight"
+        case .attentionOutput: return "blk.0.attn_output.weight"
+        case .feedForwardNorm: return "blk.0.ffn_norm.weight"
+        case .gate: return "blk.0.ffn_gate.weight"
+        case .up: return "blk.0.ffn_up.weight"
+        case .down: return "blk.0.ffn_down.weight"
+        case .outputNorm: return "output_norm.weight"
+        }
+    }
+
+    /// Returns the tensor's dimensions in ggml order: [cols, rows] for a matrix, [H] for a norm.
+    func ggufShape(_ config: DrafterConfig) -> [Int] {
+        let shape = self.shape(config)
+        return isNorm ? [shape.cols] : [shape.cols, shape.rows]
+    }
+}
+
 extension DrafterTarget {
     /// The hash and size of the target's model file, which a checkpoint must match.
     /// Cost: one read of the file (about 100 MB for SmolLM2-135M Q4_1).
@@ -207,56 +246,5 @@ extension DrafterTarget {
             throw DrafterError.checkpointUnreadable(path: weights.file.path, reason: "the target model file cannot be read to hash it")
         }
         return (hash, size)
-    }
-}
-
-/// Little-endian encoding into a byte array.
-private struct ByteWriter {
-    var data: [UInt8] = []
-
-    mutating func bytes(_ bytes: [UInt8]) { data += bytes }
-
-    mutating func value<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.littleEndian) { data += $0 }
-    }
-
-    mutating func value(_ value: Float) { self.value(value.bitPattern) }
-
-    mutating func floats(_ buffer: FloatBuffer) {
-        // Floats are stored in the machine's order, which the format fixes as little-endian.
-        data += UnsafeRawBufferPointer(start: buffer.pointer, count: buffer.count * 4)
-    }
-}
-
-/// Bounds-checked little-endian decoding of a checkpoint's bytes.
-private struct ByteReader {
-    let data: [UInt8]
-    let path: String
-    var offset = 0
-
-    var remaining: Int { data.count - offset }
-
-    mutating func skip(_ count: Int) { offset += count }
-
-    mutating func value<T: FixedWidthInteger>() throws -> T {
-        let size = MemoryLayout<T>.size
-        guard remaining >= size else { throw truncated() }
-        let raw = data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
-        offset += size
-        return T(littleEndian: raw)
-    }
-
-    mutating func value() throws -> Float { Float(bitPattern: try value() as UInt32) }
-
-    mutating func floats(_ count: Int) throws -> FloatBuffer {
-        guard remaining >= count * 4 else { throw truncated() }
-        let buffer = FloatBuffer(count: count)
-        data.withUnsafeBytes { UnsafeMutableRawPointer(buffer.pointer).copyMemory(from: $0.baseAddress! + offset, byteCount: count * 4) }
-        offset += count * 4
-        return buffer
-    }
-
-    func truncated() -> DrafterError {
-        DrafterError.checkpointCorrupt(path: path, problem: "it ends at byte \(data.count), before all its fields")
     }
 }

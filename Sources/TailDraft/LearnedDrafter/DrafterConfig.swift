@@ -64,6 +64,8 @@ public enum DrafterError: Error, CustomStringConvertible, Equatable {
     case checkpointUnreadable(path: String, reason: String)
     case checkpointCorrupt(path: String, problem: String)
     case checkpointForAnotherTarget(path: String, targetPath: String)
+    /// A file that is not a drafter checkpoint, with `found` describing what it is.
+    case notADrafterCheckpoint(path: String, found: String)
     case checkpointWriteFailed(path: String, reason: String)
 
     public var description: String {
@@ -76,6 +78,8 @@ public enum DrafterError: Error, CustomStringConvertible, Equatable {
             return "invalid drafter checkpoint \(path): \(problem); delete it to train a new drafter"
         case let .checkpointForAnotherTarget(path, targetPath):
             return "drafter checkpoint \(path) was trained for another model file than \(targetPath); pass the model it was made for, or another --drafter path to train a new drafter"
+        case let .notADrafterCheckpoint(path, found):
+            return "\(path) is not a drafter checkpoint but \(found); pass a drafter checkpoint as --drafter, or a path where none exists yet to train a new drafter"
         case let .checkpointWriteFailed(path, reason):
             return "cannot write drafter checkpoint \(path): \(reason)"
         }

@@ -45,9 +45,12 @@ public struct ModelConfig: Sendable, Equatable {
     public init(file: GGUFFile) throws {
         let arch = try file.string("general.architecture")
         guard Self.supportedArchitectures.contains(arch) else {
+            let hint = arch == DrafterCheckpoint.architecture
+                ? "this file is a learned-drafter checkpoint, so pass it as --drafter and the model it was trained for as --model"
+                : "this engine cannot run '\(arch)' models yet"
             throw GGUFError.invalidValue(
                 key: "general.architecture", value: "'\(arch)'",
-                expected: "one of \(Self.supportedArchitectures.joined(separator: ", ")); this engine cannot run '\(arch)' models yet")
+                expected: "one of \(Self.supportedArchitectures.joined(separator: ", ")); \(hint)")
         }
         architecture = arch
         ropeStyle = arch == "qwen2" ? .halves : .adjacentPairs

@@ -1,77 +1,8 @@
 import Foundation
 @testable import TailDraft
 
-/// Little-endian byte buffer with the GGUF primitive encodings.
-struct ByteWriter {
-    private(set) var bytes: [UInt8] = []
-
-    var count: Int { bytes.count }
-
-    mutating func append<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func append(bytes other: [UInt8]) {
-        bytes.append(contentsOf: other)
-    }
-
-    /// Appends a GGUF string: a u64 byte length, then the UTF-8 bytes without a terminator.
-    mutating func appendString(_ string: String) {
-        let utf8 = Array(string.utf8)
-        append(UInt64(utf8.count))
-        bytes.append(contentsOf: utf8)
-    }
-
-    mutating func pad(toMultipleOf alignment: Int) {
-        while bytes.count % alignment != 0 { bytes.append(0) }
-    }
-}
-
-extension GGUFValue {
-    /// The GGUF value type code of this value.
-    var typeCode: UInt32 {
-        switch self {
-        case .uint8: return 0
-        case .int8: return 1
-        case .uint16: return 2
-        case .int16: return 3
-        case .uint32: return 4
-        case .int32: return 5
-        case .float32: return 6
-        case .bool: return 7
-        case .string: return 8
-        case .array: return 9
-        case .uint64: return 10
-        case .int64: return 11
-        case .float64: return 12
-        }
-    }
-
-    /// Appends the value's payload (everything after its type code).
-    func encodePayload(into writer: inout ByteWriter) {
-        switch self {
-        case let .uint8(v): writer.append(v)
-        case let .int8(v): writer.append(v)
-        case let .uint16(v): writer.append(v)
-        case let .int16(v): writer.append(v)
-        case let .uint32(v): writer.append(v)
-        case let .int32(v): writer.append(v)
-        case let .float32(v): writer.append(v.bitPattern)
-        case let .bool(v): writer.append(UInt8(v ? 1 : 0))
-        case let .string(v): writer.appendString(v)
-        case let .array(elementType, items):
-            writer.append(elementType)
-            writer.append(UInt64(items.count))
-            for item in items {
-                precondition(item.typeCode == elementType, "array element \(item) does not have type \(elementType)")
-                item.encodePayload(into: &writer)
-            }
-        case let .uint64(v): writer.append(v)
-        case let .int64(v): writer.append(v)
-        case let .float64(v): writer.append(v.bitPattern)
-        }
-    }
-}
+/// The library's little-endian encoder of GGUF fields, under the name the tests use.
+typealias ByteWriter = GGUFEncoder
 
 /// A metadata value to write: a well-formed value, or a type code with raw payload bytes for
 /// files that must be corrupt.
@@ -114,25 +45,14 @@ struct TensorEntry {
 }
 
 /// Where `GGUFWriter.build()` put the parts of the file.
-struct GGUFLayout {
-    /// Offset just past the last tensor info.
-    var headerEnd: Int
-    /// Offset of the data section: `headerEnd` rounded up to the alignment.
-    var dataOffset: Int
-    /// Each tensor's offset from `dataOffset`, in the order of `GGUFWriter.tensors`.
-    var tensorOffsets: [Int]
-}
+typealias GGUFLayout = TailDraft.GGUFWriter.Layout
 
-/// Builds GGUF files byte by byte: header, metadata, tensor infos, padding and tensor data.
-///
-/// The layout is the one GGUF versions 2 and 3 define. A header (magic "GGUF", u32 version,
-/// u64 tensor count, u64 metadata count) comes first, then the metadata entries (string key,
-/// u32 type, payload) and the tensor infos (string name, u32 dimension count, u64
-/// dimensions, u32 type, u64 offset). Zero padding up to the alignment follows, then the
-/// tensor data at offsets that are multiples of the alignment. Every field can be
-/// overridden to produce corrupt files.
+/// Builds GGUF files for tests with the library's `TailDraft.GGUFWriter`, which lays them
+/// out. Unlike the library's writer it keeps every field editable, so tests can also write
+/// invalid files: another magic or version, wrong counts, raw metadata payloads, duplicate
+/// keys, and tensor infos whose shape, type or offset disagree with their data.
 struct GGUFWriter {
-    var magic: UInt32 = 0x4655_4747
+    var magic: UInt32 = TailDraft.GGUFWriter.magic
     var version: UInt32 = 3
     var metadata: [(key: String, entry: MetadataEntry)] = []
     var tensors: [TensorEntry] = []
@@ -163,64 +83,32 @@ struct GGUFWriter {
         for (key, entry) in metadata where key == "general.alignment" {
             if case let .value(.uint32(value)) = entry, value > 0 { return Int(value) }
         }
-        return 32
-    }
-
-    /// Encodes the file up to the end of the tensor infos, with the tensor offsets given.
-    private func header(offsets: [Int]) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.append(magic)
-        writer.append(version)
-        writer.append(tensorCountOverride ?? UInt64(tensors.count))
-        writer.append(metadataCountOverride ?? UInt64(metadata.count))
-        for (key, entry) in metadata {
-            writer.appendString(key)
-            switch entry {
-            case let .value(value):
-                writer.append(value.typeCode)
-                value.encodePayload(into: &writer)
-            case let .raw(typeCode, payload):
-                writer.append(typeCode)
-                writer.append(bytes: payload)
-            }
-        }
-        for (tensor, offset) in zip(tensors, offsets) {
-            writer.appendString(tensor.name)
-            writer.append(UInt32(tensor.shape.count))
-            for dim in tensor.shape { writer.append(dim) }
-            writer.append(tensor.typeCode)
-            writer.append(tensor.offset ?? UInt64(offset))
-        }
-        return writer.bytes
-    }
-
-    /// Tensor offsets from the data section start: each tensor follows the previous one,
-    /// rounded up to the alignment.
-    private func assignOffsets() -> [Int] {
-        var offsets: [Int] = []
-        var next = 0
-        for tensor in tensors {
-            offsets.append(next)
-            next = roundUp(next + tensor.data.count, alignment)
-        }
-        return offsets
+        return TailDraft.GGUFWriter.defaultAlignment
     }
 
     /// Encodes the whole file and returns it with the layout of its parts.
     func build() -> (bytes: [UInt8], layout: GGUFLayout) {
-        let offsets = assignOffsets()
-        var bytes = header(offsets: offsets)
-        let headerEnd = bytes.count
-        let dataOffset = roundUp(headerEnd, alignment)
-        bytes.append(contentsOf: repeatElement(0, count: dataOffset - headerEnd))
+        var file = TailDraft.GGUFWriter(layoutAlignment: alignment)
+        file.magicNumber = magic
+        file.version = version
+        file.declaredTensorCount = tensorCountOverride
+        file.declaredMetadataCount = metadataCountOverride
+        for (key, entry) in metadata {
+            switch entry {
+            case let .value(value):
+                file.metadata.append(.init(key: key, value: value))
+            case let .raw(typeCode, payload):
+                file.metadata.append(.init(key: key, typeCode: typeCode, payload: payload))
+            }
+        }
         // A tensor with an overridden offset still has its bytes at the computed place, so
         // the file reads as "the info points elsewhere", not as "the data is missing".
-        for (tensor, offset) in zip(tensors, offsets) {
-            let start = dataOffset + offset
-            bytes.append(contentsOf: repeatElement(0, count: start - bytes.count))
-            bytes.append(contentsOf: tensor.data)
+        for tensor in tensors {
+            let data = tensor.data
+            file.tensors.append(.init(name: tensor.name, shape: tensor.shape, typeCode: tensor.typeCode,
+                                      byteCount: data.count, fill: { $0.copyBytes(from: data) }, declaredOffset: tensor.offset))
         }
-        return (bytes, GGUFLayout(headerEnd: headerEnd, dataOffset: dataOffset, tensorOffsets: offsets))
+        return file.encodeWithLayout()
     }
 
     /// Writes the file to `url` and returns its layout.
