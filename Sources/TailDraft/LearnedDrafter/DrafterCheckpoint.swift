@@ -45,6 +45,10 @@ import Kernels
 /// matrix on load. Writes go to a temporary file in the same folder that is then renamed
 /// over the path, so a crash leaves either the old checkpoint or the new one, never a torn
 /// file. `load` also reads checkpoints of the earlier `TDDRAFT1` format.
+///
+/// NOTE: The checksums cover tensor data only, unlike `TDDRAFT1`'s checksum of the whole
+/// file. A damaged metadata value is caught only when it fails a check (a shape, the target
+/// hash), so a damaged training step, RMSNorm epsilon or RoPE base would still load.
 public struct DrafterCheckpoint {
     public var weights: DrafterWeights
     /// AdamW first and second moments, in the parameters' layout.
