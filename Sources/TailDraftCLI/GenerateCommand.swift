@@ -7,7 +7,7 @@ enum GenerateCommand {
         let args = try Arguments(
             command: "generate", arguments: arguments,
             valueOptions: ["model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p", "seed", "context", "threads",
-                           "speculate", "draft-budget", "draft-depth", "drafter", "train-cores"],
+                           "speculate", "draft-budget", "draft-depth", "drafter", "train-cores", "replay-mb"],
             flagOptions: ["chat", "json"])
         let modelPath = try args.required("model")
         let prompt = try args.required("prompt")
@@ -31,8 +31,8 @@ enum GenerateCommand {
         let mode = args.string("speculate")
         let usesLearned = mode == "learned" || (mode == "auto" && args.string("drafter") != nil)
         let learned = usesLearned ? try LearnedDrafterSession(args, model: engine.model) : nil
-        if learned == nil && (args.string("drafter") != nil || args.string("train-cores") != nil) {
-            throw UsageError(description: "--drafter and --train-cores need --speculate learned, or --speculate auto with --drafter")
+        if learned == nil && (args.string("drafter") != nil || args.string("train-cores") != nil || args.string("replay-mb") != nil) {
+            throw UsageError(description: "--drafter, --train-cores and --replay-mb need --speculate learned, or --speculate auto with --drafter")
         }
         var speculation = try speculationOptions(args, learned: learned?.drafter)
         if let budget = speculation?.budget {

@@ -60,6 +60,10 @@ enum Help {
                            last core when the machine has two or more). Training runs at
                            normal priority on cores inference does not use, otherwise at idle
                            priority.
+      --replay-mb N        Memory of the trainer's replay buffer in megabytes (10^6 bytes),
+                           1...65536 (default 38: about 15,600 positions of SmolLM2-135M).
+                           When it is full, older responses that the drafter already
+                           predicts well leave first.
       --threads N          CPU threads for generation (default: the cores not used for
                            training).
       --context N          KV cache size in tokens (default: the model's trained context,
@@ -123,6 +127,10 @@ enum Help {
                            When the other cores can hold --threads, inference is pinned to
                            them, so training gets these cores whole (for example --threads 1
                            --train-cores 1 on two cores).
+      --replay-mb N        With the learned drafter: memory of the trainer's replay buffer in
+                           megabytes (10^6 bytes), 1...65536 (default 38: about 15,600
+                           positions of SmolLM2-135M). When it is full, older text that the
+                           drafter already predicts well leaves first.
       --threads N          CPU threads for the kernels (default: the number of cores).
                            Output does not depend on it.
 
@@ -243,15 +251,21 @@ enum Help {
                                inference thread fewer loses less than a tenth of the tokens
                                per second. The progress line shows the cores of each. Its
                                summary line counts positions received, positions dropped
-                               because its ring was full, and rows trained counting replays;
-                               it keeps the newest 16,384 positions. Ctrl-C ends the rollout
-                               after the current pass, keeps the responses written and saves
-                               the drafter (exit status 130). The tail drafts with it under
-                               --speculate learned and, as arms of the bandit, under
-                               --speculate auto; 'generate --speculate learned --drafter
-                               PATH' uses it later.
+                               because its ring was full, duplicate rows skipped (such as a
+                               prompt shared by several samples) and rows trained counting
+                               replays. Ctrl-C ends the rollout after the current pass, keeps
+                               the responses written and saves the drafter (exit status 130).
+                               The tail drafts with it under --speculate learned and, as arms
+                               of the bandit, under --speculate auto; 'generate --speculate
+                               learned --drafter PATH' uses it later.
       --train-cores LIST       With --drafter: CPU cores for the training thread, such as 1
                                (default: any core).
+      --replay-mb N            With --drafter: memory of the trainer's replay buffer in
+                               megabytes (10^6 bytes), 1...65536 (default 38: about 15,600
+                               positions of SmolLM2-135M). It replays responses with many
+                               missed drafts and long responses more often; when it is full,
+                               older responses that the drafter already predicts well leave
+                               first.
       --out FILE               Write the JSON lines to FILE instead of standard output.
       --report DIR             Write report.json and SVG charts into DIR: response lengths,
                                tokens per second and tau over time, batch size over time with

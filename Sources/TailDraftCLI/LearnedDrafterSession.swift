@@ -24,6 +24,7 @@ final class LearnedDrafterSession {
             checkpoint = DrafterCheckpoint(weights: try .random(config: DrafterConfig(target: model.config), target: target))
         }
         var options = DrafterTrainerOptions()
+        if let megabytes = try Self.parseReplayMegabytes(args) { options.replayMegabytes = megabytes }
         options.cores = try trainCores ?? args.string("train-cores").map(Self.parseCores)
         if let trainCores = options.cores {
             // Inference keeps off the training cores when the other cores can hold its threads.
@@ -69,6 +70,20 @@ final class LearnedDrafterSession {
         return cores.map { $0! }
     }
 
+    /// Accepted values of --replay-mb, in megabytes (10^6 bytes).
+    static let replayMegabytesRange = 1...65_536
+
+    /// Returns the value of --replay-mb, or nil when it is absent.
+    /// - Throws: `UsageError` naming the value and the accepted range.
+    static func parseReplayMegabytes(_ args: Arguments) throws -> Double? {
+        guard let text = args.string("replay-mb") else { return nil }
+        guard let megabytes = Int(text), replayMegabytesRange.contains(megabytes) else {
+            throw UsageError(description: "invalid value '\(text)' for --replay-mb: expected a whole number of megabytes in " +
+                             "\(replayMegabytesRange.lowerBound)...\(replayMegabytesRange.upperBound)")
+        }
+        return Double(megabytes)
+    }
+
     /// Checks before generating that the checkpoint's folder exists and is writable, so a
     /// typo in --drafter does not cost the run and its training at the end.
     static func checkFolder(of path: String) throws {
@@ -88,6 +103,7 @@ final class LearnedDrafterSession {
         let loss = s.lastLoss.map { fixed($0.total, 4) } ?? "none"
         return "drafter training: \(plural(s.steps, "step")) on \(s.rowsTrained) rows counting replays (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
             "\(s.positionsReceived) positions received, \(s.positionsDropped) dropped with the trainer's ring full, " +
+            "\(s.duplicateRows) duplicate rows skipped, " +
             "test-then-train accuracy \(fixed(s.freshAccuracy * 100, 1)) % on \(s.freshRows) fresh rows, last loss \(loss)" +
             (path.map { ", saved to \($0)" } ?? "")
     }
@@ -96,7 +112,7 @@ final class LearnedDrafterSession {
     static func summary(_ s: DrafterTrainerStatistics, drafter: LearnedDrafter) -> String {
         let loss = s.lastLoss.map { fixed($0.total, 4) } ?? "none"
         return "drafter training: \(plural(s.steps, "step")) on \(s.rowsTrained) rows counting replays (\(fixed(s.rowsPerSecond, 0)) rows/s), " +
-            "\(s.positionsReceived) positions received, \(s.positionsDropped) dropped, " +
+            "\(s.positionsReceived) positions received, \(s.positionsDropped) dropped, \(s.duplicateRows) duplicate rows skipped, " +
             "test-then-train accuracy \(fixed(s.freshAccuracy * 100, 1)) % on \(s.freshRows) fresh rows, last loss \(loss), " +
             "weights version \(drafter.weights.version) (\(drafter.weightSwaps) swaps), priority \(s.priority.map { "\($0)" } ?? "normal")"
     }
@@ -110,6 +126,7 @@ final class LearnedDrafterSession {
             ("positions_received", .int(s.positionsReceived)),
             ("positions_dropped", .int(s.positionsDropped)),
             ("fresh_rows", .int(s.freshRows)),
+            ("duplicate_rows", .int(s.duplicateRows)),
             ("fresh_accuracy", .number(s.freshAccuracy)),
             ("last_loss", .number(s.lastLoss?.total ?? .nan)),
             ("weights_version", .int(drafter.weights.version)),

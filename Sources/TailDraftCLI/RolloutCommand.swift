@@ -9,7 +9,7 @@ enum RolloutCommand {
             command: "rollout", arguments: arguments,
             valueOptions: ["model", "prompts", "samples-per-prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p",
                            "seed", "steps", "speculate", "tail-threshold", "draft-budget", "out", "report", "threads",
-                           "context", "max-running", "kv-budget", "drafter", "train-cores"],
+                           "context", "max-running", "kv-budget", "drafter", "train-cores", "replay-mb"],
             flagOptions: [])
         let modelPath = try args.required("model")
         let promptsPath = try args.required("prompts")
@@ -17,8 +17,8 @@ enum RolloutCommand {
         let steps = try args.int("steps", default: 1, range: 1...10_000)
         let threads = try args.int("threads", default: Engine.defaultThreadCount, range: 1...1024)
         var options = try rolloutOptions(args)
-        if args.string("train-cores") != nil && args.string("drafter") == nil {
-            throw UsageError(description: "--train-cores needs --drafter PATH, the checkpoint the rollout trains")
+        for option in ["train-cores", "replay-mb"] where args.string(option) != nil && args.string("drafter") == nil {
+            throw UsageError(description: "--\(option) needs --drafter PATH, the checkpoint the rollout trains")
         }
         if options.speculation.mode == .auto && args.string("drafter") != nil {
             // The bandit also tries the learned drafter alone and merged into the suffix drafter's trees.

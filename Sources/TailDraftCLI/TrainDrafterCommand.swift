@@ -14,7 +14,7 @@ enum TrainDrafterCommand {
         let args = try Arguments(
             command: "train-drafter", arguments: arguments,
             valueOptions: ["model", "prompts", "minutes", "tokens", "drafter", "max-tokens", "temperature", "seed", "threads",
-                           "train-cores", "context", "batch", "unroll-weight"],
+                           "train-cores", "context", "batch", "unroll-weight", "replay-mb"],
             flagOptions: [])
         let modelPath = try args.required("model")
         let promptsPath = try args.required("prompts")

@@ -362,6 +362,49 @@ import Testing
         }
     }
 
+    /// --replay-mb takes a whole number of megabytes in 1...65536 and names itself, the
+    /// value and the range when it is invalid.
+    @Test(arguments: ["0", "lots", "65537", "1.5"])
+    func invalidReplayMegabytesIsRejected(value: String) throws {
+        let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--max-tokens", "4",
+                                            "--speculate", "learned", "--replay-mb", value])
+        #expect(run.status == 2)
+        #expect(run.standardOutput.isEmpty)
+        #expect(run.standardError == "error: invalid value '\(value)' for --replay-mb: expected a whole number of megabytes in 1...65536\n")
+    }
+
+    @Test func replayMegabytesWithoutDrafterIsRejected() throws {
+        let generate = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--replay-mb", "8"])
+        #expect(generate.status == 2)
+        #expect(generate.standardError.contains("--replay-mb need --speculate learned"))
+        let rollout = try CommandLineTests.run(["rollout", "--model", Fixtures.smolLMPath, "--prompts", "none.jsonl", "--replay-mb", "8"])
+        #expect(rollout.status == 2)
+        #expect(rollout.standardError == "error: --replay-mb needs --drafter PATH, the checkpoint the rollout trains\n")
+    }
+
+    /// A learned drafter with a 1 MB replay buffer trains and keeps the plain greedy text.
+    @Test func smallReplayBufferTrains() throws {
+        let common = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is", "--temperature", "0",
+                      "--max-tokens", "16", "--json"]
+        let plain = try CommandLineTests.run(common)
+        let learned = try CommandLineTests.run(common + ["--speculate", "learned", "--replay-mb", "1"])
+        #expect(learned.status == 0, "stderr: \(learned.standardError)")
+        let a = try #require(try JSONSerialization.jsonObject(with: Data(plain.standardOutput.utf8)) as? [String: Any])
+        let b = try #require(try JSONSerialization.jsonObject(with: Data(learned.standardOutput.utf8)) as? [String: Any])
+        #expect((a["token_ids"] as? [Int]) == (b["token_ids"] as? [Int]))
+        let training = try #require(b["drafter_training"] as? [String: Any])
+        #expect((training["positions_received"] as? Int ?? 0) > 0)
+        #expect(training["duplicate_rows"] as? Int == 0)
+    }
+
+    @Test(arguments: ["generate", "rollout", "train-drafter"])
+    func helpDocumentsReplayMegabytes(command: String) throws {
+        let run = try CommandLineTests.run([command, "--help"])
+        #expect(run.status == 0)
+        #expect(run.standardOutput.contains("--replay-mb N"))
+        #expect(run.standardOutput.contains("megabytes (10^6 bytes)"))
+    }
+
     @Test func trainCoreBeyondMachineIsRejected() throws {
         let run = try CommandLineTests.run(["generate", "--model", Fixtures.smolLMPath, "--prompt", "hi", "--max-tokens", "4",
                                             "--speculate", "learned", "--train-cores", "0,4096"])

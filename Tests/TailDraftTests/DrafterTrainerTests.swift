@@ -56,62 +56,6 @@ import Testing
 
 /// The background trainer: training from recorded positions, snapshots, priority, and exact
 /// output while weights change under the decoder.
-/// Tests of the trainer's replay buffer with positions of several sequences decoded side by side.
-@Suite struct DrafterReplayTests {
-    /// Appends position `position` of `stream` with token = stream * 1000 + position and a
-    /// hidden state of that value.
-    static func append(_ replay: inout DrafterReplay, stream: Int, position: Int) {
-        let value = Float(stream * 1000 + position)
-        let hidden = [Float](repeating: value, count: replay.hiddenSize)
-        hidden.withUnsafeBufferPointer { replay.append(token: Int32(value), position: position, hidden: $0.baseAddress!, stream: stream) }
-    }
-
-    @Test func interleavedStreamsKeepTheirOwnSegments() throws {
-        var replay = DrafterReplay(hiddenSize: 3, capacityPositions: 1_000)
-        for position in 0..<10 {
-            for stream in [7, 2, 5] { Self.append(&replay, stream: stream, position: position) }
-        }
-        #expect(replay.segments.count == 3)
-        #expect(replay.segments.map(\.stream) == [7, 2, 5])
-        for segment in replay.segments {
-            #expect(segment.tokens == (0..<10).map { Int32(segment.stream * 1000 + $0) })
-            #expect(!segment.closed, "each stream's segment still grows")
-        }
-
-        // Windows of four come from one stream each, in order, with matching hidden states.
-        var seen: [Int] = []
-        while let sample = replay.takeFresh(length: 4) {
-            let stream = Int(sample.tokens[0]) / 1000
-            seen.append(stream)
-            #expect(sample.tokens == (0..<sample.tokens.count).map { Int32(stream * 1000 + sample.startPosition + $0) })
-            #expect(sample.hidden == sample.tokens.flatMap { [Float](repeating: Float($0), count: 3) })
-        }
-        #expect(Set(seen) == [7, 2, 5])
-    }
-
-    /// A stream that restarts at position 0 closes its old segment, so the segment's rest is
-    /// trained even when shorter than a window. Other streams' segments stay open.
-    @Test func restartedStreamClosesOnlyItsSegment() throws {
-        var replay = DrafterReplay(hiddenSize: 2, capacityPositions: 1_000)
-        for position in 0..<3 {
-            Self.append(&replay, stream: 1, position: position)
-            Self.append(&replay, stream: 2, position: position)
-        }
-        Self.append(&replay, stream: 1, position: 0)
-        #expect(replay.segments.map(\.closed) == [true, false, false])
-        let first = replay.takeFresh(length: 64)
-        #expect(first?.tokens == [1000, 1001, 1002])
-        let second = replay.takeFresh(length: 64)
-        #expect(second == nil, "the open segments are shorter than a window")
-
-        // Ending stream 2 makes its short segment trainable; stream 1's new segment stays open.
-        replay.close(stream: 2)
-        let third = replay.takeFresh(length: 64)
-        #expect(third?.tokens == [2000, 2001, 2002])
-        #expect(replay.segments.map(\.closed) == [true, true, false])
-    }
-}
-
 @Suite(.serialized) struct DrafterTrainerTests {
     @Test func trainerTrainsOnRecordedPositionsAndPosts() throws {
         try KernelGate.run {
@@ -149,6 +93,38 @@ import Testing
                 let posted = try #require(trainer.mailbox.take())
                 #expect(posted.version == statistics.snapshotsPosted * 2)
                 #expect(trainer.mailbox.take() == nil, "a snapshot is taken once")
+            }
+        }
+    }
+
+    /// A second stream with the same tokens from position 0 is not trained again, and each
+    /// fresh window's missed rows are recorded for replay.
+    @Test func trainerSkipsRepeatedStreamAndRecordsMisses() throws {
+        try KernelGate.run {
+            try withTinyEngine(LearnedDrafterTests.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let initial = try DrafterWeights.random(config: LearnedDrafterTests.config, target: target, seed: 4)
+                var options = DrafterTrainerOptions()
+                options.windowLength = 8
+                options.maxEpochs = 2
+                let trainer = DrafterTrainer(initial: initial, target: target, options: options)
+                let tokens = LearnedDrafterTests.prompts(count: 1, length: 20, seed: 6)[0]
+                let pass = try engine.model.forward(.causal(tokens: tokens, startPosition: 0, logitRows: []),
+                                                    caches: [KVCache(config: engine.model.config, capacity: 64)])
+                for stream in [0, 1] {
+                    trainer.record(tokens: tokens[...], hidden: pass.hidden[...], startPosition: 0, stream: stream)
+                    trainer.endStream(stream)
+                }
+                var steps = 0
+                while trainer.runOnce() && steps < 100 { steps += 1 }
+                let statistics = trainer.statistics
+                #expect(statistics.positionsReceived == 40)
+                #expect(statistics.freshRows == 19, "stream 0's windows are trained")
+                #expect(statistics.duplicateRows == 19, "stream 1 repeats them")
+                #expect(statistics.rowsTrained <= 2 * (40 - 19) + options.windowLength, "the epoch cap counts only unique rows")
+                let misses = trainer.replay.segments.reduce(0) { $0 + $1.misses }
+                #expect(misses == statistics.freshRows - statistics.freshMatches)
+                #expect(trainer.replay.segments.map(\.windows.count) == [3, 0])
             }
         }
     }

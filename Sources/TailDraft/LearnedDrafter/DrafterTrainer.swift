@@ -15,11 +15,14 @@ public struct DrafterTrainerOptions: Sendable {
     public var publishEverySteps = 4
     /// Positions the ring between the decode loop and the trainer holds; more are dropped.
     public var ringCapacity = 4096
-    /// Positions kept for replay, H floats each: 16,384 positions of SmolLM2 (H = 576) are
-    /// 38 MB.
-    public var replayPositions = 16_384
+    /// Bound on the replay buffer's memory, in megabytes (10^6 bytes). Each block of 16 kept
+    /// positions costs 16 * (4 * H + 92) + 512 bytes: hidden states, tokens, prefix hashes
+    /// and an upper estimate of bookkeeping (`DrafterReplay.bytesPerBlock`). The default
+    /// keeps 15,648 positions of SmolLM2 (H = 576). The ring (`ringCapacity`) is not part of it.
+    public var replayMegabytes = 38.0
     /// Largest number of times, on average, each received position is trained on, so a small
-    /// replay buffer is not looped over until it is memorised.
+    /// replay buffer is not looped over until it is memorised. Rows skipped as duplicates
+    /// (`DrafterTrainerStatistics.duplicateRows`) are not counted as received.
     public var maxEpochs = 4.0
     /// Steps between rebuilds of the draft vocabulary from the token counts so far.
     public var vocabularyRefreshSteps = 50
@@ -37,6 +40,12 @@ public struct DrafterTrainerOptions: Sendable {
     public var checkpointEverySteps = 1_000
 
     public init() {}
+
+    /// Returns how many positions the replay buffer keeps at most for `hiddenSize`:
+    /// `replayMegabytes` in whole blocks of 16 positions, at least two blocks.
+    public func replayCapacityPositions(hiddenSize: Int) -> Int {
+        DrafterReplay.capacityBlocks(megabytes: replayMegabytes, hiddenSize: hiddenSize) * DrafterReplay.blockPositions
+    }
 }
 
 /// Counts of the trainer's work; a value type copied out under a lock.
@@ -50,6 +59,9 @@ public struct DrafterTrainerStatistics: Sendable, Equatable {
     /// top token equal to the target's top token within the draft vocabulary.
     public var freshRows = 0
     public var freshMatches = 0
+    /// Fresh rows not trained because a window with the same tokens from the same stream
+    /// start was kept before, such as a prompt shared by several responses.
+    public var duplicateRows = 0
     /// Loss of the latest step, before it.
     public var lastLoss: DrafterLoss? = nil
     public var snapshotsPosted = 0
@@ -70,9 +82,10 @@ public struct DrafterTrainerStatistics: Sendable, Equatable {
 ///
 /// The decode loop calls `record` (through `LearnedDrafter.observeHidden`), which pushes each
 /// position into a lock-free ring and never blocks; a full ring drops and counts. The trainer
-/// thread drains the ring into a bounded replay buffer, trains first on fresh windows
-/// (evaluating each before its step), then replays older windows up to `maxEpochs`, and
-/// posts an immutable weight snapshot to `mailbox` every `publishEverySteps` steps.
+/// thread drains the ring into a bounded replay buffer (`DrafterReplay`). It trains first on
+/// fresh windows, evaluating each before its step and recording its misses. Then it replays
+/// older windows up to `maxEpochs`, favouring those with misses and long streams. It posts
+/// an immutable weight snapshot to `mailbox` every `publishEverySteps` steps.
 ///
 /// Threading: `record` from one producer thread; `start`/`stop` from the owner; `runOnce`
 /// only while the thread is not running (tests). The trainer's kernels run single-threaded.
@@ -90,7 +103,9 @@ public final class DrafterTrainer: @unchecked Sendable {
     let ring: SPSCRing<FeatureHeader>
 
     private let learner: DrafterLearner
-    private var replay: DrafterReplay
+    /// Positions kept for training. Use it only from the trainer thread, or while the thread
+    /// is stopped.
+    let replay: DrafterReplay
     /// The payload of an end-of-stream record, allocated once so pushing one never allocates.
     private let noHidden: [Float]
     private var tokenCounts: [Int]
@@ -122,7 +137,7 @@ public final class DrafterTrainer: @unchecked Sendable {
         learner = DrafterLearner(initial: initial, target: target, options: options.optimizer, moments: checkpoint.moments)
         ring = SPSCRing(capacity: options.ringCapacity, payloadCount: initial.config.hiddenSize)
         noHidden = [Float](repeating: 0, count: initial.config.hiddenSize)
-        replay = DrafterReplay(hiddenSize: initial.config.hiddenSize, capacityPositions: options.replayPositions)
+        replay = DrafterReplay(hiddenSize: initial.config.hiddenSize, megabytes: options.replayMegabytes)
         if let counts = checkpoint.tokenCounts, counts.count == target.config.vocabularySize {
             tokenCounts = counts
         } else {
@@ -210,26 +225,28 @@ public final class DrafterTrainer: @unchecked Sendable {
         drain()
         if isPaused { return false }
         let length = max(2, options.windowLength)
-        var fresh = true
-        var sample = replay.takeFresh(length: length)
+        let freshWindow = replay.takeFresh(length: length)
+        let duplicateRows = replay.duplicateRows
+        counters.withLock { $0.duplicateRows = duplicateRows }
+        var sample = freshWindow?.sample
         if sample == nil {
-            let received = counters.withLock { $0.positionsReceived }
+            let received = counters.withLock { $0.positionsReceived } - duplicateRows
             let trained = counters.withLock { $0.rowsTrained }
             guard Double(trained) < options.maxEpochs * Double(received) else { return false }
-            sample = replay.randomWindow(length: length, using: &rng)
-            fresh = false
+            sample = replay.replayWindow(using: &rng)
         }
         guard let sample else { return false }
 
         let start = Generator.now()
         let loss = learner.train(on: sample)
         let seconds = Generator.now() - start
+        if let freshWindow { replay.recordMisses(loss.rows - loss.matches, of: freshWindow) }
         counters.withLock {
             $0.steps += 1
             $0.rowsTrained += loss.rows
             $0.lastLoss = loss
             $0.trainingSeconds += seconds
-            if fresh {
+            if freshWindow != nil {
                 $0.freshRows += loss.rows
                 $0.freshMatches += loss.matches
             }
