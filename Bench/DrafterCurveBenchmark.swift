@@ -20,12 +20,7 @@ struct DrafterCurveBenchmark {
     struct Point {
         var tokensTrained: Int
         var weightsVersion: Int
-        var learnedAccuracy: Double
-        var learnedTau: Double
-        var suffixTau: Double
-        var mergedTau: Double
-        var mergedTokensPerSecond: Double
-        var plainTokensPerSecond: Double
+        var figures: HeldOutMeasurement.Point
     }
 
     func run(progress: Bool) throws -> [Point] {
@@ -56,12 +51,10 @@ struct DrafterCurveBenchmark {
                 generated += try engine.generator.generate(promptTokens: prompt, options: options).tokenIds.count
                 responses += 1
             }
-            let p = try measurement.measure(training.weights, prompts: heldOut)
-            points.append(Point(tokensTrained: generated, weightsVersion: training.weights.version, learnedAccuracy: p.learnedAccuracy,
-                                learnedTau: p.learnedTau, suffixTau: p.suffixTau, mergedTau: p.mergedTau,
-                                mergedTokensPerSecond: p.mergedTokensPerSecond, plainTokensPerSecond: p.plainTokensPerSecond))
+            let figures = try measurement.measure(training.weights, prompts: heldOut)
+            points.append(Point(tokensTrained: generated, weightsVersion: training.weights.version, figures: figures))
             if progress {
-                let p = points.last!
+                let p = points.last!.figures
                 Console.error("drafter curve: \(generated) tokens trained, learned top-1 \(decimals(p.learnedAccuracy * 100, 1)) %, " +
                               "tau learned \(decimals(p.learnedTau, 2)), suffix \(decimals(p.suffixTau, 2)), merged \(decimals(p.mergedTau, 2))")
             }
@@ -74,12 +67,13 @@ struct DrafterCurveBenchmark {
                      "\(heldOutTokens) greedy tokens each, budget \(budget)",
                      "tokens trained".padding(16) + "version".padding(9) + "learned top-1".padding(15) + "tau learned".padding(13)
                      + "tau suffix".padding(12) + "tau merged".padding(12) + "merged tok/s".padding(14) + "plain tok/s".padding(13) + "speedup"]
-        for p in points {
-            lines.append(String(p.tokensTrained).padding(16) + String(p.weightsVersion).padding(9)
+        for point in points {
+            let p = point.figures
+            lines.append(String(point.tokensTrained).padding(16) + String(point.weightsVersion).padding(9)
                          + (decimals(p.learnedAccuracy * 100, 1) + " %").padding(15) + decimals(p.learnedTau, 2).padding(13)
                          + decimals(p.suffixTau, 2).padding(12) + decimals(p.mergedTau, 2).padding(12)
                          + decimals(p.mergedTokensPerSecond, 1).padding(14) + decimals(p.plainTokensPerSecond, 1).padding(13)
-                         + decimals(p.mergedTokensPerSecond / max(p.plainTokensPerSecond, 1e-9), 2))
+                         + decimals(p.speedup, 2))
         }
         return lines.joined(separator: "\n")
     }
