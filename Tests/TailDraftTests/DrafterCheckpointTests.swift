@@ -172,8 +172,14 @@ import Testing
                     let query = try #require(file.tensor(named: "blk.0.attn_q.weight"))
                     var flipped = good
                     flipped[file.dataOffset + query.offset + 7] ^= 0x40
+                    // The training step's u64 value follows its key and the 4-byte type code.
+                    let key = Array("taildraft.drafter.training_step".utf8)
+                    let keyStart = try #require(good.indices.first { good[$0..<min($0 + key.count, good.count)].elementsEqual(key) })
+                    var damagedStep = good
+                    damagedStep[keyStart + key.count + 4] ^= 0x01
                     let cases: [(name: String, bytes: Data, problem: String)] = [
                         ("flipped data byte", flipped, "the data of tensor 'blk.0.attn_q.weight' does not match its checksum"),
+                        ("damaged training step", damagedStep, "its metadata does not match its checksum"),
                         ("truncated", good.prefix(good.count / 2), "it is truncated"),
                         ("empty", Data(), "it is truncated: magic number"),
                     ]

@@ -27,6 +27,10 @@ import Kernels
 ///     taildraft.drafter.rope.freq_base                    f32
 ///     taildraft.drafter.tensor_checksums                  u64 array, `td_drafter_hash` of each
 ///                                                         tensor's data bytes, in tensor order
+///     taildraft.drafter.metadata_checksum                 u64, `td_drafter_hash` of every
+///                                                         key above from format_version on, in
+///                                                         this order, each key and value in its
+///                                                         GGUF encoding
 ///
 /// Its tensors, in this order, with dimensions in ggml order (the first is contiguous):
 ///
@@ -46,9 +50,6 @@ import Kernels
 /// over the path, so a crash leaves either the old checkpoint or the new one, never a torn
 /// file. `load` also reads checkpoints of the earlier `TDDRAFT1` format.
 ///
-/// NOTE: The checksums cover tensor data only, unlike `TDDRAFT1`'s checksum of the whole
-/// file. A damaged metadata value is caught only when it fails a check (a shape, the target
-/// hash), so a damaged training step, RMSNorm epsilon or RoPE base would still load.
 public struct DrafterCheckpoint {
     public var weights: DrafterWeights
     /// AdamW first and second moments, in the parameters' layout.
@@ -134,7 +135,25 @@ public struct DrafterCheckpoint {
             ("tensor_checksums", .array(elementType: GGUFValue.uint64(0).typeCode, checksums.map { .uint64($0) })),
         ]
         for (key, value) in metadata { file.add(Self.keyPrefix + key, value) }
+        file.add(Self.keyPrefix + "metadata_checksum", .uint64(Self.metadataChecksum(metadata)))
         return file.encode()
+    }
+
+    /// Keys under `keyPrefix` that `metadata_checksum` covers, in the order it hashes them.
+    static let checksummedKeys = [
+        "format_version", "target_file_hash", "target_file_size", "training_step", "embedding_length",
+        "attention.head_count", "attention.head_count_kv", "feed_forward_length", "draft_vocab_size",
+        "target_vocab_size", "attention.layer_norm_rms_epsilon", "rope.freq_base", "tensor_checksums",
+    ]
+
+    /// Returns `td_drafter_hash` of the GGUF encoding of each key (with `keyPrefix`) and value.
+    static func metadataChecksum(_ entries: [(String, GGUFValue)]) -> UInt64 {
+        var encoder = GGUFEncoder()
+        for (key, value) in entries {
+            encoder.appendString(keyPrefix + key)
+            encoder.append(value)
+        }
+        return encoder.bytes.withUnsafeBytes { td_drafter_hash($0.baseAddress, $0.count) }
     }
 
     /// Reads the checkpoint at `path` and checks that it was made for `target`. A file in the

@@ -4,7 +4,8 @@ import Kernels
 /// `DrafterCheckpoint` documents and against the target it is loaded for.
 ///
 /// The checks run in this order. The file is a drafter (`general.architecture`) in a known
-/// format version, and every tensor's data matches its checksum. Then it was made for the
+/// format version, its metadata matches its checksum, and every tensor's data matches its
+/// checksum. Then it was made for the
 /// target file, its shapes fit the target, and every tensor has the expected type and shape.
 struct DrafterCheckpointReader {
     let file: GGUFFile
@@ -27,6 +28,7 @@ struct DrafterCheckpointReader {
         guard version == Int(DrafterCheckpoint.formatVersion) else {
             throw corrupt("format version \(version) is not supported; expected \(DrafterCheckpoint.formatVersion)")
         }
+        try verifyMetadataChecksum()
         try verifyChecksums()
 
         // The target it was made for, and the drafter's shape.
@@ -68,6 +70,23 @@ struct DrafterCheckpointReader {
         let weights = DrafterWeights(config: config, vocabulary: vocabulary, head: target.headRows(vocabulary),
                                      parameters: parameters, version: try integer("training_step"), forInference: true)
         return DrafterCheckpoint(weights: weights, moments: moments, tokenCounts: tokenCounts)
+    }
+
+    /// Compares the drafter's metadata values with `metadata_checksum`, so a damaged training
+    /// step, epsilon or RoPE base is found too.
+    private func verifyMetadataChecksum() throws {
+        let key = DrafterCheckpoint.keyPrefix + "metadata_checksum"
+        guard case let .uint64(stored)? = file.metadata[key] else { throw corrupt("metadata key '\(key)' is missing or not a u64") }
+        var entries: [(String, GGUFValue)] = []
+        for name in DrafterCheckpoint.checksummedKeys {
+            guard let value = file.metadata[DrafterCheckpoint.keyPrefix + name] else {
+                throw corrupt("metadata key '\(DrafterCheckpoint.keyPrefix + name)' is missing")
+            }
+            entries.append((name, value))
+        }
+        guard DrafterCheckpoint.metadataChecksum(entries) == stored else {
+            throw corrupt("its metadata does not match its checksum (the file is damaged)")
+        }
     }
 
     /// Compares each tensor's data with `tensor_checksums`, so a damaged byte anywhere in the
