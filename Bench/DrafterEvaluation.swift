@@ -151,7 +151,7 @@ struct DrafterEvaluationBenchmark {
 
     func table(_ result: (rows: [Row], trainingStep: Int)) -> String {
         var lines = ["drafter \(checkpointPath) (training step \(result.trainingStep)), \(threads) inference thread(s), " +
-                     "\(rounds) rounds; held-out prompts: \(promptsPath), \(tokens) greedy tokens each, budget \(budget); " +
+                     "\(rounds) round\(rounds == 1 ? "" : "s"); held-out prompts: \(promptsPath), \(tokens) greedy tokens each, budget \(budget); " +
                      "\(cpuModel())",
                      "prompts".padding(12) + "n".padding(4) + "learned top-1".padding(15) + "tau learned".padding(13)
                      + "tau suffix".padding(12) + "tau merged".padding(12) + "merged tok/s".padding(14) + "plain tok/s".padding(13)

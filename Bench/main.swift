@@ -49,7 +49,7 @@ Benchmarks:
 Options:
   --model PATH     GGUF model file (required).
   --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
-  --rounds N       Rounds per measurement (default 5).
+  --rounds N       Rounds per measurement (default 5; 1 for rollout, 3 for drafter-eval).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default) or suffix.

@@ -28,7 +28,10 @@ enum Help {
     drafter trains on every position on a core of its own. Stops when --minutes have passed
     or --tokens response tokens were generated, whichever comes first; responses under way
     then are cut short, but their positions have reached the trainer. At temperature 0 it
-    stops after one pass, because further passes would repeat the same responses.
+    stops after one pass, because further passes would repeat the same responses. A run that
+    continues a saved drafter numbers its passes from the drafter's training step, so its
+    sampling seeds differ from earlier runs'. Positions received by the trainer include the
+    prompts' positions.
 
     The drafter is loaded from --drafter when the file exists and saved there during
     training and at exit; use it with 'generate --speculate learned --drafter PATH' or

@@ -23,7 +23,7 @@ enum RolloutSummary {
         if options.mode == .none {
             lines.append("speculation: off; \(tail) is timed in the tail columns")
         } else if figures.sequenceSteps == 0 {
-            lines.append("speculation: \(options.mode.rawValue) in \(tail): no pass ran in the tail")
+            lines.append("speculation: \(options.mode.rawValue) in \(tail): no pass drafted (tail passes, if any, decoded without drafts)")
         } else {
             lines.append("speculation: \(options.mode.rawValue) in \(tail): \(figures.sequenceSteps) sequence steps, " +
                          "\(figures.accepted) of \(figures.drafted) drafted tokens accepted (\(fixed(figures.acceptanceRate * 100, 1)) %), " +

@@ -56,25 +56,34 @@ enum TrainDrafterCommand {
         engine.trainingWindow = 0
 
         // Pass after pass over the prompt file, each with new sampling seeds, until the time
-        // or the token count is reached; the responses under way then are not finished, but
+        // or the token count is reached. The responses under way then are not finished, but
         // their positions have reached the trainer. Ctrl-C stops the same way.
         Interrupt.install()
         let start = monotonicSeconds()
         let seconds = minutes.map { Double($0) * 60 }
         var progress = Progress(seconds: seconds, tokenLimit: tokenLimit, trainer: session.trainer)
         var responses = 0, finishedTokens = 0, generated = 0, pass = 0
+        // Seeds derive from the pass number. A run that continues a checkpoint numbers its
+        // passes from the checkpoint's training step, which grows with every run, so it does not
+        // repeat the responses earlier runs trained on.
+        let firstPass = session.drafter.weights.version
+        if firstPass > 0 {
+            Console.error("train-drafter: continuing the drafter in \(session.path ?? "") from training step \(firstPass)")
+        }
         var stopReason = "the prompt file was answered once"
         do {
             while true {
-                let step = try engine.run(requests, step: pass, onResponse: { _ in
+                let step = try engine.run(requests, step: firstPass + pass, onResponse: { _ in
                     responses += 1
                 }, onProgress: { state in
                     generated = finishedTokens + state.committedTokens
                     let elapsed = monotonicSeconds() - start
                     progress.update(elapsed: elapsed, responses: responses, generated: generated)
-                    if Interrupt.requested { throw Stop(reason: "interrupted") }
+                    if Interrupt.requested { throw Stop(reason: "Ctrl-C was pressed") }
                     if let seconds, elapsed >= seconds { throw Stop(reason: "the time is up") }
-                    if let tokenLimit, generated >= tokenLimit { throw Stop(reason: "\(tokens(tokenLimit)) were generated") }
+                    if let tokenLimit, generated >= tokenLimit {
+                        throw Stop(reason: "\(tokens(tokenLimit)) were generated (the last forward pass adds up to one token per running sequence)")
+                    }
                 })
                 finishedTokens += step.completionTokens
                 pass += 1
