@@ -138,7 +138,8 @@ enum Help {
                            Output does not depend on it.
 
       --json               Print one JSON object instead of streaming text: prompt_token_ids,
-                           token_ids, text, finish_reason ("stop" or "length"), timings, and
+                           token_ids, text, finish_reason ("stop", "length", or
+                           "interrupted" after Ctrl-C), timings, and
                            with --speculate a speculation object (steps, drafted, accepted,
                            acceptance_length in tokens per step, acceptance_by_depth,
                            draft_ms, verify_ms), and with --speculate learned a
@@ -252,7 +253,8 @@ enum Help {
                                priority): when --threads leaves a core free, or else on a
                                core taken from inference where, measured per batch size, one
                                inference thread fewer loses less than a tenth of the tokens
-                               per second. The progress line shows the cores of each. Its
+                               per second. The progress line shows the cores of each and
+                               the drafter's version (vN: its training step). Its
                                summary line counts positions received, positions dropped
                                because its ring was full, duplicate rows skipped (such as a
                                prompt shared by several samples) and rows trained counting
