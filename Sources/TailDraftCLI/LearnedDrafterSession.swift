@@ -9,11 +9,13 @@ final class LearnedDrafterSession {
     let drafter: LearnedDrafter
     let trainer: DrafterTrainer
     let path: String?
+    /// Whether the trainer has cores that no inference thread uses.
+    let trainerHasOwnCores: Bool
 
     /// Loads or creates the drafter and starts its trainer, pinned to `trainCores` (by
-    /// default the cores parsed from --train-cores, or none), at idle priority when
-    /// `idlePriority` is set.
-    init(_ args: Arguments, model: Transformer, trainCores: [Int]? = nil, idlePriority: Bool = true) throws {
+    /// default the cores parsed from --train-cores, or none). The trainer runs at idle
+    /// priority unless `normalPriorityOnOwnCores` is set and it has cores of its own.
+    init(_ args: Arguments, model: Transformer, trainCores: [Int]? = nil, normalPriorityOnOwnCores: Bool = false) throws {
         let target = DrafterTarget(model: model)
         path = args.string("drafter")
         if let path { try Self.checkFolder(of: path) }
@@ -26,6 +28,7 @@ final class LearnedDrafterSession {
         var options = DrafterTrainerOptions()
         if let megabytes = try Self.parseReplayMegabytes(args) { options.replayMegabytes = megabytes }
         options.cores = try trainCores ?? args.string("train-cores").map(Self.parseCores)
+        var ownCores = false
         if let trainCores = options.cores {
             // Inference keeps off the training cores when the other cores can hold its threads.
             // Otherwise an inference thread could share a core with the trainer, which at idle
@@ -33,6 +36,7 @@ final class LearnedDrafterSession {
             let rest = (0..<ProcessorCount.online).filter { !trainCores.contains($0) }
             if !rest.isEmpty && model.threads <= rest.count {
                 _ = BackgroundThread.pinInference(to: rest, threads: model.threads)
+                ownCores = true
             } else {
                 Console.error("note: --train-cores \(trainCores.map(String.init).joined(separator: ",")) shares cores with the " +
                               "\(model.threads) inference threads, so training only gets the cycles inference leaves; " +
@@ -43,7 +47,8 @@ final class LearnedDrafterSession {
         // Only train-drafter accepts --unroll-weight; elsewhere this is the default, 0.
         options.optimizer.unrolledWeight = try args.float("unroll-weight", default: 0, range: 0...100,
                                                           expected: "a weight in 0...100 (0 turns the unrolled step off)")
-        options.idlePriority = idlePriority
+        trainerHasOwnCores = ownCores
+        options.idlePriority = !(normalPriorityOnOwnCores && ownCores)
         trainer = DrafterTrainer(checkpoint: checkpoint, target: target, options: options)
         drafter = LearnedDrafter(weights: checkpoint.weights, target: target, trainer: trainer)
         trainer.start()

@@ -34,8 +34,8 @@ enum TrainDrafterCommand {
         let cores = ProcessorCount.online
         let defaultTrainCores = cores >= 2 ? [cores - 1] : nil
         let trainCores = try args.string("train-cores").map(LearnedDrafterSession.parseCores) ?? defaultTrainCores
-        let spareCores = max(1, cores - (trainCores?.count ?? 0))
-        let threads = try args.int("threads", default: spareCores, range: 1...1024)
+        let inferenceCores = (0..<cores).filter { !(trainCores ?? []).contains($0) }.count
+        let threads = try args.int("threads", default: max(1, inferenceCores), range: 1...1024)
 
         // Everything that can fail on input fails before training starts.
         let prompts = try PromptFile.read(path: promptsPath)
@@ -48,11 +48,9 @@ enum TrainDrafterCommand {
         // Training is this command's job: on cores of its own the trainer runs at normal
         // priority, so other programs on the machine cannot starve it, and trains through
         // every pass. Sharing the inference cores, it keeps to idle priority and idle cycles.
-        let inferenceCores = (0..<cores).filter { !(trainCores ?? []).contains($0) }.count
-        let ownCores = trainCores != nil && threads <= inferenceCores
-        let session = try LearnedDrafterSession(args, model: model, trainCores: trainCores, idlePriority: !ownCores)
+        let session = try LearnedDrafterSession(args, model: model, trainCores: trainCores, normalPriorityOnOwnCores: true)
         engine.drafterTrainer = session.trainer
-        engine.trainsDuringPasses = ownCores
+        engine.trainsDuringPasses = session.trainerHasOwnCores
         engine.trainingWindow = 0
 
         // Pass after pass over the prompt file, each with new sampling seeds, until the time

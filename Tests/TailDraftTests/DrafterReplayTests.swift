@@ -1,8 +1,8 @@
 import Testing
 @testable import TailDraft
 
-/// The trainer's replay buffer: segments of streams decoded side by side, its memory bound,
-/// eviction, deduplication, and replay picks that favour misses and long streams.
+/// Tests of the trainer's replay buffer: segments of streams decoded side by side, its memory
+/// bound, eviction, deduplication, and replay picks that favour misses and long streams.
 @Suite struct DrafterReplayTests {
     /// Appends position `position` of `stream` with `token` (by default stream * 1000 +
     /// position) and a hidden state whose every value is the token.

@@ -1,10 +1,10 @@
 /// Builds a GGUF file (version 3) in memory: metadata key/value pairs and tensors.
 ///
 /// The file is laid out as GGUF defines it, with every integer and float little-endian.
-/// A header comes first (magic "GGUF", u32 version, u64 tensor count, u64 metadata entry
-/// count), then the metadata entries (string key, u32 value type, value) and the tensor
-/// infos (string name, u32 dimension count, u64 dimensions in ggml order, u32 GGML type, u64
-/// data offset). Zero padding up to the alignment follows, and then the tensor data, each
+/// The header comes first: magic "GGUF", u32 version, u64 tensor count and u64 metadata
+/// entry count. The metadata entries follow (string key, u32 value type, value), then the
+/// tensor infos (string name, u32 dimension count, u64 dimensions in ggml order, u32 GGML
+/// type, u64 data offset). Zero padding up to the alignment follows, and then the tensor data, each
 /// tensor's at a multiple of the alignment from the start of the data section. Strings are
 /// a u64 byte length followed by UTF-8 bytes. `GGUFFile` reads what this writes.
 ///

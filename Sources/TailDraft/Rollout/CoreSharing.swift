@@ -7,6 +7,9 @@
 /// and one thread fewer with the trainer training, until each way has `samples` passes.
 /// From then on the bucket hands a core over when the measured tokens per second with one
 /// thread fewer are at least `1 - tolerance` times those with all threads. Not thread-safe.
+///
+/// NOTE: verification-cost tables stay those of all threads, and while a bucket measures,
+/// the strategy bandit's rewards there mix both thread counts.
 public struct CoreSharing: Sendable {
     public struct Configuration: Sendable, Equatable {
         /// Largest fraction of tail tokens per second given up for a training core.
