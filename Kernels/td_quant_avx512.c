@@ -332,29 +332,111 @@ static inline TD_AVX512 __m512 q8_0x16_row(const td_block_q8_0x16 *blk, int64_t 
     return acc;
 }
 
+/* Activation rows per tile of the several-row kernel. */
+#define TD_Q8_TILE_ROWS 4
+
+/* Cache lines a td_block_q8_0x16 touches at most (544 bytes at any alignment). */
+#define TD_Q8_BLOCK_LINES 10
+
+/* Up to four activation rows against sixteen weight rows: each block's eight weight
+ * registers are loaded once for the whole tile. Each row's shifted bytes start at
+ * shifted + r * nb * TD_QK. With `compute_offsets` the tile computes each block's offset
+ * and stores it in offsets[b]; otherwise it reads them from there. Each row's integer block
+ * sum runs in two chains of four (integer addition is exact, so the sum is the same) and
+ * then takes q8_0x16_row's float operations in its order. Unless `next` is NULL, the tile
+ * also prefetches the block with the same index in the group at `next`. */
+static inline __attribute__((always_inline)) TD_AVX512 void q8_0x16_tile(
+    const td_block_q8_0x16 *blk, int64_t nb, const td_block_q8_act *x, int64_t x_stride, const uint8_t *shifted,
+    const int rows, __m512i *offsets, int compute_offsets, float *out, int64_t out_stride, __mmask16 valid,
+    const td_block_q8_0x16 *next) {
+    __m512 acc[TD_Q8_TILE_ROWS];
+    for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        if (next != NULL) {
+            for (int line = 0; line < TD_Q8_BLOCK_LINES; line += 2) {
+                _mm_prefetch((const char *)(next + b) + 64 * line, _MM_HINT_T0);
+                _mm_prefetch((const char *)(next + b) + 64 * line + 64, _MM_HINT_T0);
+            }
+        }
+        __m512i w[8];
+        for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512((const void *)(blk[b].qs + 64 * g));
+        __m512i offset;
+        if (compute_offsets) {
+            const __m512i bias = _mm512_set1_epi8((char)0x80);
+            __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();
+            for (int g = 0; g < 4; g++) {
+                low = _mm512_dpbusd_epi32(low, bias, w[g]);
+                high = _mm512_dpbusd_epi32(high, bias, w[g + 4]);
+            }
+            offset = _mm512_add_epi32(low, high);
+            offsets[b] = offset;
+        } else {
+            offset = offsets[b];
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk[b].d));
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *bytes = shifted + (r * nb + b) * TD_QK;
+            __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();
+            for (int g = 0; g < 4; g++) {
+                int32_t four_low, four_high;
+                memcpy(&four_low, bytes + 4 * g, sizeof four_low);
+                memcpy(&four_high, bytes + 4 * (g + 4), sizeof four_high);
+                low = _mm512_dpbusd_epi32(low, _mm512_set1_epi32(four_low), w[g]);
+                high = _mm512_dpbusd_epi32(high, _mm512_set1_epi32(four_high), w[g + 4]);
+            }
+            const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(low, high), offset);
+            const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(x[r * x_stride + b].d));
+            acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sum), acc[r]);
+        }
+    }
+    for (int r = 0; r < rows; r++) _mm512_mask_storeu_ps(out + r * out_stride, valid, acc[r]);
+}
+
+/* Writes rows' activation bytes XOR 0x80 (q + 128) to shifted, row after row. */
+static inline TD_AVX512 void q8_shift_rows(const td_block_q8_act *x, int64_t x_stride, int64_t nb, int rows, uint8_t *shifted) {
+    for (int r = 0; r < rows; r++) {
+        for (int64_t b = 0; b < nb; b++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)x[r * x_stride + b].qs);
+            _mm256_storeu_si256((__m256i *)(shifted + (r * nb + b) * TD_QK), _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)));
+        }
+    }
+}
+
 TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                                       int64_t m, float *out, int64_t out_stride, int valid_rows) {
     const td_block_q8_0x16 *blk = (const td_block_q8_0x16 *)group;
     const __mmask16 valid = (__mmask16)((1u << valid_rows) - 1);
 
-    /* Several activation rows share each block's offset, computed in a pass of its own. One
-     * row (decode) computes it in the main loop, so the weights stream from memory once. */
-    const int share_offsets = m > 1 && nb <= TD_Q8_OFFSET_BLOCKS;
-    __m512i offsets[share_offsets ? nb : 1];
-    if (share_offsets) {
-        for (int64_t b = 0; b < nb; b++) offsets[b] = q8_0x16_offset(blk + b);
+    if (m == 1 || nb > TD_Q8_OFFSET_BLOCKS) {
+        /* One row (decode), or rows too long for the offsets scratch: each row computes the
+         * offsets in its main loop, so the weights stream from memory once per row. */
+        uint8_t shifted[nb * TD_QK] __attribute__((aligned(64)));
+        for (int64_t i = 0; i < m; i++) {
+            q8_shift_rows(x + i * x_stride, x_stride, nb, 1, shifted);
+            _mm512_mask_storeu_ps(out + i * out_stride, valid, q8_0x16_row(blk, nb, x + i * x_stride, shifted, NULL));
+        }
+        return;
     }
 
-    /* Each activation row is shifted into unsigned bytes once for all sixteen weight rows. */
-    uint8_t shifted[nb * TD_QK] __attribute__((aligned(64)));
-    for (int64_t i = 0; i < m; i++) {
+    /* Tiles of rows share each block's weight loads; the first tile computes the blocks'
+     * offsets for the others and prefetches the next group, which the matrix driver hands
+     * the same thread next (past a matrix's end the hint is harmless). */
+    __m512i offsets[nb];
+    uint8_t shifted[TD_Q8_TILE_ROWS * nb * TD_QK] __attribute__((aligned(64)));
+    const td_block_q8_0x16 *next = blk + nb;
+    for (int64_t i = 0; i < m; i += TD_Q8_TILE_ROWS) {
+        const int rows = (int)(m - i < TD_Q8_TILE_ROWS ? m - i : TD_Q8_TILE_ROWS);
         const td_block_q8_act *xi = x + i * x_stride;
-        for (int64_t b = 0; b < nb; b++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)xi[b].qs);
-            _mm256_storeu_si256((__m256i *)(shifted + b * TD_QK), _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)));
+        float *oi = out + i * out_stride;
+        const int first = i == 0;
+        q8_shift_rows(xi, x_stride, nb, rows, shifted);
+        switch (rows) {
+        case 4: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 4, offsets, first, oi, out_stride, valid, next); break;
+        case 3: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 3, offsets, first, oi, out_stride, valid, next); break;
+        case 2: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 2, offsets, first, oi, out_stride, valid, next); break;
+        default: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 1, offsets, first, oi, out_stride, valid, next); break;
         }
-        const __m512 acc = q8_0x16_row(blk, nb, xi, shifted, share_offsets ? offsets : NULL);
-        _mm512_mask_storeu_ps(out + i * out_stride, valid, acc);
+        next = NULL;
     }
 }
 
