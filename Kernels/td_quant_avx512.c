@@ -440,6 +440,15 @@ TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_bl
     }
 }
 
+/* td_round_half_finite through F16C: its round-to-nearest-even gives the scalar conversion's
+ * half for every input that is not NaN (checked over all 2^32 patterns), and an input that
+ * rounds to infinity stays itself, as there. */
+static inline TD_AVX512 float round_half_finite(float x) {
+    const __m128i half = _mm_cvtps_ph(_mm_set_ss(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const float rounded = _mm_cvtss_f32(_mm_cvtph_ps(half));
+    return isinf(rounded) && !isinf(x) ? x : rounded;
+}
+
 /* Quantizes activations with the scalar reference's arithmetic (td_quant_ref.c). It takes the
  * same block maximum, the same product x * (127 / max) rounded half to even by the default
  * MXCSR mode and the same exact integer sum, so blocks are bitwise the reference's. A block
@@ -462,8 +471,8 @@ TD_AVX512 void td_quantize_row_q8_act_avx512(const float *x, td_block_q8_act *y,
         _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtepi32_epi8(q1));
         const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-        y[b].d = td_round_half_finite(d);
-        y[b].s = td_round_half_finite(d * (float)sum);
+        y[b].d = round_half_finite(d);
+        y[b].s = round_half_finite(d * (float)sum);
     }
 }
 

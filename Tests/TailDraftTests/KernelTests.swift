@@ -542,6 +542,29 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         #expect(td_fp16_to_fp32(nanHalf[0]).isNaN)
     }
 
+    /// The KV cache's half conversion converts eight elements at a time on the SIMD paths;
+    /// every path gives Float16's bits, for normal and subnormal halves, ties, and runs of
+    /// eight that hold a value out of half range (which the scalar loop then takes).
+    @Test func halfConversionPathsAgreeBitwise() {
+        let seed: UInt64 = 0xD07_0011
+        var rng = SplitMix64(seed: seed)
+        var inputs = rng.floats(4000, scale: 60_000) + rng.floats(4000, scale: 1e-5) + rng.floats(4000, scale: 1e-7)
+        // Exact ties between two halves: 1 + 2^-11 lies halfway between 1 and 1 + 2^-10.
+        inputs += (0..<64).map { Float(1 + $0) * (1 + 0x1p-11) * ($0 % 2 == 0 ? 1 : -1) }
+        inputs += [70_000, 1, 2, 3, 65_504, -65_504, 0x1p-25, 0x1.8p-25, -0.0, .infinity, 0, 0x1p-14]
+        inputs += rng.floats(21, scale: 100)
+        let expected = inputs.map { abs($0) <= 65_504 || $0.isInfinite ? Quantizer.fp16Bits($0) : ($0 > 0 ? 0x7bff : 0xfbff) }
+        KernelGate.run {
+            for isa in KernelGate.isaPaths {
+                KernelGate.select(isa)
+                var halves = [td_fp16](repeating: 0, count: inputs.count)
+                #expect(td_convert_to_half(inputs, &halves, Int64(inputs.count)) == TD_OK)
+                let wrong = inputs.indices.filter { halves[$0] != expected[$0] }
+                #expect(wrong.isEmpty, "seed \(seed), ISA \(KernelGate.name(isa)): \(wrong.count) inputs differ, first \(wrong.first.map { inputs[$0] } ?? 0)")
+            }
+        }
+    }
+
     /// The exponential of attention and SwiGLU gives the same bits on every path, also for
     /// inputs outside its table (|x| >= 88, infinities, NaN) among normal ones in a vector.
     /// It stays within one unit in the last place of float64 exp.
