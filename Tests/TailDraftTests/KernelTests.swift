@@ -542,14 +542,14 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
         #expect(td_fp16_to_fp32(nanHalf[0]).isNaN)
     }
 
-    /// The KV cache's half conversion converts eight elements at a time on the SIMD paths;
-    /// every path gives Float16's bits, for normal and subnormal halves, ties, and runs of
-    /// eight that hold a value out of half range (which the scalar loop then takes).
+    /// The SIMD paths convert KV cache values to half precision eight at a time. Every path
+    /// gives Float16's bits: for normal and subnormal halves, for ties, and for runs of eight
+    /// with a value out of half range, which the scalar loop takes over.
     @Test func halfConversionPathsAgreeBitwise() {
-        let seed: UInt64 = 0xD07_0011
-        var rng = SplitMix64(seed: seed)
+        var rng = SplitMix64(seed: 0xD07_0011)
         var inputs = rng.floats(4000, scale: 60_000) + rng.floats(4000, scale: 1e-5) + rng.floats(4000, scale: 1e-7)
-        // Exact ties between two halves: 1 + 2^-11 lies halfway between 1 and 1 + 2^-10.
+        // k * (1 + 2^-11) is halfway between two halves when k is a power of two, close to
+        // halfway otherwise.
         inputs += (0..<64).map { Float(1 + $0) * (1 + 0x1p-11) * ($0 % 2 == 0 ? 1 : -1) }
         inputs += [70_000, 1, 2, 3, 65_504, -65_504, 0x1p-25, 0x1.8p-25, -0.0, .infinity, 0, 0x1p-14]
         inputs += rng.floats(21, scale: 100)
@@ -559,8 +559,9 @@ private func extremeRow(_ type: GGMLType, count n: Int) -> [UInt8] {
                 KernelGate.select(isa)
                 var halves = [td_fp16](repeating: 0, count: inputs.count)
                 #expect(td_convert_to_half(inputs, &halves, Int64(inputs.count)) == TD_OK)
-                let wrong = inputs.indices.filter { halves[$0] != expected[$0] }
-                #expect(wrong.isEmpty, "seed \(seed), ISA \(KernelGate.name(isa)): \(wrong.count) inputs differ, first \(wrong.first.map { inputs[$0] } ?? 0)")
+                let mismatches = inputs.indices.filter { halves[$0] != expected[$0] }
+                #expect(mismatches.isEmpty,
+                        "ISA \(KernelGate.name(isa)): \(mismatches.count) inputs differ, first \(mismatches.first.map { inputs[$0] } ?? 0)")
             }
         }
     }
