@@ -199,10 +199,9 @@ int td_attention(const float *q, int64_t q_stride, int64_t m, int n_heads, int n
  * multiply-adds on the active ISA path, `iterations` times per thread, and returns a value to
  * keep the work alive; td_int8_peak_macs_per_iteration gives its multiply-adds per thread and
  * iteration (0 on the scalar path, which has no int8 dot instruction). td_int8_scaled_peak
- * runs the same multiply-adds but converts each instruction's int32 sums to float and adds
- * them into float accumulators with a fused multiply-add, the least work per instruction
- * that Q4_1's per-group float accumulation order needs; it has the same multiply-adds per
- * iteration. */
+ * runs as many multiply-adds per iteration, but also converts each instruction's int32 sums
+ * to float and adds them into float accumulators with a fused multiply-add. That is the
+ * least work per instruction that Q4_1's per-group float accumulation order needs. */
 uint64_t td_sum_words(const uint64_t *data, size_t count, int nthreads);
 int64_t td_int8_peak(int64_t iterations, int nthreads);
 int64_t td_int8_scaled_peak(int64_t iterations, int nthreads);
