@@ -32,6 +32,26 @@ static inline TD_ATTN float combine_lanes(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
 }
 
+/* combine_lanes of eight slots at once: v[i] holds slot i's lanes, and the result's lane i
+ * is slot i's sum, added in combine_lanes's order. */
+static inline TD_ATTN_INLINE __m256 combine_slots(const __m256 v[LANES]) {
+    /* Transpose the 8x8 block, so t[j] holds lane j of every slot. */
+    const __m256 a0 = _mm256_unpacklo_ps(v[0], v[1]), a1 = _mm256_unpackhi_ps(v[0], v[1]);
+    const __m256 a2 = _mm256_unpacklo_ps(v[2], v[3]), a3 = _mm256_unpackhi_ps(v[2], v[3]);
+    const __m256 a4 = _mm256_unpacklo_ps(v[4], v[5]), a5 = _mm256_unpackhi_ps(v[4], v[5]);
+    const __m256 a6 = _mm256_unpacklo_ps(v[6], v[7]), a7 = _mm256_unpackhi_ps(v[6], v[7]);
+    const __m256 b0 = _mm256_shuffle_ps(a0, a2, 0x44), b1 = _mm256_shuffle_ps(a0, a2, 0xee);
+    const __m256 b2 = _mm256_shuffle_ps(a1, a3, 0x44), b3 = _mm256_shuffle_ps(a1, a3, 0xee);
+    const __m256 b4 = _mm256_shuffle_ps(a4, a6, 0x44), b5 = _mm256_shuffle_ps(a4, a6, 0xee);
+    const __m256 b6 = _mm256_shuffle_ps(a5, a7, 0x44), b7 = _mm256_shuffle_ps(a5, a7, 0xee);
+    const __m256 t0 = _mm256_permute2f128_ps(b0, b4, 0x20), t4 = _mm256_permute2f128_ps(b0, b4, 0x31);
+    const __m256 t1 = _mm256_permute2f128_ps(b1, b5, 0x20), t5 = _mm256_permute2f128_ps(b1, b5, 0x31);
+    const __m256 t2 = _mm256_permute2f128_ps(b2, b6, 0x20), t6 = _mm256_permute2f128_ps(b2, b6, 0x31);
+    const __m256 t3 = _mm256_permute2f128_ps(b3, b7, 0x20), t7 = _mm256_permute2f128_ps(b3, b7, 0x31);
+    return _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(t0, t4), _mm256_add_ps(t2, t6)),
+                         _mm256_add_ps(_mm256_add_ps(t1, t5), _mm256_add_ps(t3, t7)));
+}
+
 /* Elements 8c .. 8c + 7 of a key or value row stored as kv_type, as floats. */
 static inline TD_ATTN_INLINE __m256 load_lanes(const void *row, int c, const int kv_type) {
     if (kv_type == TD_TYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const td_fp16 *)row + c * LANES)));
@@ -49,8 +69,12 @@ static inline TD_ATTN_INLINE void attend(const float *q, const void *k_base, con
     const size_t element_bytes = td_kv_element_bytes(kv_type);
     const float scale = 1.0f / sqrtf((float)head_dim);
 
-    /* Scores: one key load per chunk serves every head. */
+    /* Scores: one key load per chunk serves every head. Each slot's eight lanes per head go
+     * to `lanes` first, and every eight slots are combined at once: after a transpose, lane j
+     * of eight slots sits in one register, so combine_lanes's tree becomes seven vector
+     * additions with the same operands per slot. */
     float max_score[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+    __m256 pending[4][LANES];
     for (int s = 0; s < n_slots; s++) {
         const void *k = (const char *)k_base + ((int64_t)slots[s] * kv_stride + kv_offset) * element_bytes;
         __m256 lanes[4];
@@ -61,31 +85,50 @@ static inline TD_ATTN_INLINE void attend(const float *q, const void *k_base, con
                 lanes[g] = _mm256_add_ps(lanes[g], _mm256_mul_ps(_mm256_loadu_ps(q + g * head_dim + c * LANES), key));
             }
         }
-        for (int g = 0; g < heads; g++) {
-            const float score = combine_lanes(lanes[g]) * scale;
-            scores[g * n_slots + s] = score;
-            if (score > max_score[g]) max_score[g] = score;
+        const int slot_in_batch = s % LANES;
+        for (int g = 0; g < heads; g++) pending[g][slot_in_batch] = lanes[g];
+        if (slot_in_batch == LANES - 1) {
+            for (int g = 0; g < heads; g++) {
+                const __m256 batch = _mm256_mul_ps(combine_slots(pending[g]), _mm256_set1_ps(scale));
+                _mm256_storeu_ps(scores + g * n_slots + s - (LANES - 1), batch);
+            }
+        }
+    }
+    const int combined = n_slots - n_slots % LANES;
+    for (int s = combined; s < n_slots; s++) {
+        for (int g = 0; g < heads; g++) scores[g * n_slots + s] = combine_lanes(pending[g][s - combined]) * scale;
+    }
+    for (int g = 0; g < heads; g++) {
+        const float *row = scores + g * n_slots;
+        for (int s = 0; s < n_slots; s++) {
+            if (row[s] > max_score[g]) max_score[g] = row[s];
         }
     }
 
-    float inverse[4];
-    for (int g = 0; g < heads; g++) {
-        float *row = scores + g * n_slots;
-        float total = 0.0f;
-        int s = 0;
+    /* Softmax: the heads' totals are separate chains, each adding in slot order, so one pass
+     * advances all of them side by side. */
+    float total[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    int s = 0;
 #ifdef TD_ATTEND_EXP8
-        /* Eight exponentials at a time; the total still adds them in slot order. */
-        for (; s + 8 <= n_slots; s += 8) {
+    for (; s + 8 <= n_slots; s += 8) {
+        for (int g = 0; g < heads; g++) {
+            float *row = scores + g * n_slots;
             _mm256_storeu_ps(row + s, TD_ATTEND_EXP8(_mm256_sub_ps(_mm256_loadu_ps(row + s), _mm256_set1_ps(max_score[g]))));
-            for (int i = 0; i < 8; i++) total += row[s + i];
         }
-#endif
-        for (; s < n_slots; s++) {
-            row[s] = td_expf(row[s] - max_score[g]);
-            total += row[s];
+        for (int i = 0; i < 8; i++) {
+            for (int g = 0; g < heads; g++) total[g] += scores[g * n_slots + s + i];
         }
-        inverse[g] = total > 0.0f ? 1.0f / total : 0.0f;
     }
+#endif
+    for (; s < n_slots; s++) {
+        for (int g = 0; g < heads; g++) {
+            float *row = scores + g * n_slots;
+            row[s] = td_expf(row[s] - max_score[g]);
+            total[g] += row[s];
+        }
+    }
+    float inverse[4];
+    for (int g = 0; g < heads; g++) inverse[g] = total[g] > 0.0f ? 1.0f / total[g] : 0.0f;
 
     /* Values: `step` chunks of every head per pass over the slots: TD_ATTEND_ACCUMULATORS
      * accumulators at most, which leaves registers for the loaded values. */
