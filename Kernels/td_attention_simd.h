@@ -32,10 +32,10 @@ static inline TD_ATTN float combine_lanes(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
 }
 
-/* combine_lanes of eight slots at once: v[i] holds slot i's lanes, and the result's lane i
- * is slot i's sum, added in combine_lanes's order. */
+/* Computes combine_lanes for eight slots at once. v[i] contains slot i's lanes, and lane i
+ * of the result is slot i's sum, added in combine_lanes's order. */
 static inline TD_ATTN_INLINE __m256 combine_slots(const __m256 v[LANES]) {
-    /* Transpose the 8x8 block, so t[j] holds lane j of every slot. */
+    /* Transpose the 8x8 block, so t[j] contains lane j of every slot. */
     const __m256 a0 = _mm256_unpacklo_ps(v[0], v[1]), a1 = _mm256_unpackhi_ps(v[0], v[1]);
     const __m256 a2 = _mm256_unpacklo_ps(v[2], v[3]), a3 = _mm256_unpackhi_ps(v[2], v[3]);
     const __m256 a4 = _mm256_unpacklo_ps(v[4], v[5]), a5 = _mm256_unpackhi_ps(v[4], v[5]);
@@ -69,10 +69,9 @@ static inline TD_ATTN_INLINE void attend(const float *q, const void *k_base, con
     const size_t element_bytes = td_kv_element_bytes(kv_type);
     const float scale = 1.0f / sqrtf((float)head_dim);
 
-    /* Scores: one key load per chunk serves every head. Each slot's eight lanes per head go
-     * to `lanes` first, and every eight slots are combined at once: after a transpose, lane j
-     * of eight slots sits in one register, so combine_lanes's tree becomes seven vector
-     * additions with the same operands per slot. */
+    /* Scores: one key load per chunk serves every head. Each slot's eight lanes per head wait
+     * in `pending` until eight slots are ready. combine_slots then adds them with seven vector
+     * additions, each slot keeping combine_lanes's operands and order. */
     float max_score[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
     __m256 pending[4][LANES];
     for (int s = 0; s < n_slots; s++) {
