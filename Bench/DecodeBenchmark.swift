@@ -59,7 +59,7 @@ struct DecodeBenchmark {
     let decodeLength = 128
 
     func run(progress: Bool) throws -> DecodeReport {
-        let file = try GGUFFile(path: modelPath)
+        let file = try GGUFFile.openModel(path: modelPath)
         let config = try ModelConfig(file: file)
         let model = Transformer(config: config, weights: try ModelWeights(file: file, config: config), threads: 1)
         let cache = KVCache(config: config, capacity: 1024)

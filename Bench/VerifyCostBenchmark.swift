@@ -38,7 +38,7 @@ struct VerifyCostBenchmark {
     }
 
     func run(progress: Bool) throws -> Report {
-        let file = try GGUFFile(path: modelPath)
+        let file = try GGUFFile.openModel(path: modelPath)
         let config = try ModelConfig(file: file)
         let model = Transformer(config: config, weights: try ModelWeights(file: file, config: config), threads: threads)
         let maxRows = rowCounts.max()!

@@ -81,6 +81,25 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
+/// Returns the message for a drafter checkpoint given as --model, or a model given as
+/// --checkpoint, that names the options of `command`, or nil for any other error. The
+/// library's messages name no option, and here --drafter selects a drafter kind, not a
+/// checkpoint.
+func swappedFileMessage(for error: Error, command: String) -> String? {
+    switch error as? DrafterError {
+    case let .checkpointGivenAsModel(path)?:
+        let remedy = ["drafter-eval", "rollout"].contains(command)
+            ? "pass it as --checkpoint and the model it was trained for as --model"
+            : "pass the model it was trained for as --model; 'taildraft-bench \(command)' takes no drafter checkpoint, " +
+              "but drafter-eval and rollout take one as --checkpoint"
+        return "\(path) is a learned-drafter checkpoint, not a model; \(remedy)"
+    case let .notADrafterCheckpoint(path, found)?:
+        return "\(path) is not a drafter checkpoint but \(found); pass a checkpoint that 'taildraft train-drafter' wrote as --checkpoint"
+    default:
+        return nil
+    }
+}
+
 struct BenchOptions {
     var modelPath: String?
     var threadCounts: [Int]?
@@ -212,7 +231,7 @@ do {
              "and drafter-eval")
     }
 } catch {
-    fail("\(error)")
+    fail(swappedFileMessage(for: error, command: command) ?? "\(error)")
 }
 
 #if canImport(Glibc)

@@ -16,10 +16,11 @@ public final class Engine: @unchecked Sendable {
     /// (default: the model's trained context, at most 4096).
     ///
     /// - Throws: `GGUFError` for a missing, truncated or unsupported file;
+    ///   `DrafterError.checkpointGivenAsModel` for a learned-drafter checkpoint;
     ///   `GenerationError.invalidOption` for a context length outside 2 up to the model's
     ///   trained context, where RoPE positions beyond training give meaningless output.
     public init(modelPath: String, threads: Int? = nil, contextLength: Int? = nil) throws {
-        file = try GGUFFile(path: modelPath)
+        file = try GGUFFile.openModel(path: modelPath)
         let config = try ModelConfig(file: file)
         let weights = try ModelWeights(file: file, config: config)
         tokenizer = try BPETokenizer(gguf: file)

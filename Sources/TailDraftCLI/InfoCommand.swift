@@ -5,7 +5,7 @@ enum InfoCommand {
     static func run(_ arguments: [String]) throws {
         if arguments.contains("--help") || arguments.contains("-h") { print(Help.info); return }
         let args = try Arguments(command: "info", arguments: arguments, valueOptions: ["model"], flagOptions: [])
-        let file = try GGUFFile(path: try args.required("model"))
+        let file = try GGUFFile.openModel(path: try args.required("model"))
         let config = try ModelConfig(file: file)
         let weights = try ModelWeights(file: file, config: config)
         let tokenizer = try BPETokenizer(gguf: file)

@@ -5,7 +5,7 @@ enum TokenizeCommand {
     static func run(_ arguments: [String]) throws {
         if arguments.contains("--help") || arguments.contains("-h") { print(Help.tokenize); return }
         let args = try Arguments(command: "tokenize", arguments: arguments, valueOptions: ["model", "text"], flagOptions: ["json"])
-        let file = try GGUFFile(path: try args.required("model"))
+        let file = try GGUFFile.openModel(path: try args.required("model"))
         let tokenizer = try BPETokenizer(gguf: file)
         let text = try args.required("text")
         let ids = tokenizer.encode(text, parseSpecial: true)

@@ -39,7 +39,7 @@ do {
         throw UsageError(description: "unknown command '\(command)'; the commands are generate, rollout, train-drafter, tokenize, info and help")
     }
 } catch {
-    Console.error("error: \(error)")
+    Console.error("error: \(SwappedFileMessage.message(for: error, command: command) ?? "\(error)")")
     exit(error is UsageError ? 2 : 1)
 }
 // A command that finished cleanly after Ctrl-C still reports the interruption, as shells do.

@@ -19,6 +19,12 @@ import Testing
         try run(arguments, interruptAfterFirstOutput: false)
     }
 
+    /// Runs the `taildraft-bench` binary built next to `taildraft` with `arguments`.
+    static func runBenchmark(_ arguments: [String]) throws -> Run {
+        try run(arguments, interruptAfterFirstOutput: false,
+                executable: binary.deletingLastPathComponent().appendingPathComponent("taildraft-bench"))
+    }
+
     /// Starts `taildraft` with `arguments`, waits for its first output on standard output
     /// (so it is running, with any signal handler in place), sends it SIGINT and collects the
     /// rest. Returns the run with everything it wrote.
@@ -26,9 +32,9 @@ import Testing
         try run(arguments, interruptAfterFirstOutput: true)
     }
 
-    private static func run(_ arguments: [String], interruptAfterFirstOutput: Bool) throws -> Run {
+    private static func run(_ arguments: [String], interruptAfterFirstOutput: Bool, executable: URL = binary) throws -> Run {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -358,7 +364,38 @@ import Testing
             #expect(trained.status == 0, "stderr: \(trained.standardError)")
             let asModel = try CommandLineTests.run(["generate", "--model", drafter, "--prompt", "hi"])
             #expect(asModel.status != 0)
-            #expect(asModel.standardError.contains("pass it as --drafter"), "stderr: \(asModel.standardError)")
+            #expect(asModel.standardError == "error: \(drafter) is a learned-drafter checkpoint, not a model; " +
+                    "pass it as --drafter and the model it was trained for as --model\n")
+
+            let info = try CommandLineTests.run(["info", "--model", drafter])
+            #expect(info.status != 0)
+            #expect(info.standardError == "error: \(drafter) is a learned-drafter checkpoint, not a model; " +
+                    "pass the model it was trained for as --model; 'taildraft info' takes no drafter, " +
+                    "but generate, rollout and train-drafter take the checkpoint as --drafter\n")
+        }
+    }
+
+    /// `taildraft-bench drafter-eval` takes the checkpoint as --checkpoint, so its message for
+    /// swapped files names that option and not --drafter, which there picks a drafter kind.
+    @Test func benchmarkNamesCheckpointOptionForSwappedFiles() throws {
+        try withTemporaryDirectory { directory in
+            var spec = TinyModelSpec()
+            spec.contextLength = 1024  // drafter-eval opens the model with 1024 tokens of context
+            let model = try TinyModel(spec: spec).write(in: directory)
+            let drafter = directory.appendingPathComponent("drafter.gguf").path
+            let trained = try CommandLineTests.run(["generate", "--model", model, "--prompt", "hi", "--max-tokens", "4",
+                                                    "--speculate", "learned", "--drafter", drafter, "--threads", "1"])
+            #expect(trained.status == 0, "stderr: \(trained.standardError)")
+
+            let asModel = try CommandLineTests.runBenchmark(["drafter-eval", "--model", drafter, "--checkpoint", drafter])
+            #expect(asModel.status == 2)
+            #expect(asModel.standardError == "error: \(drafter) is a learned-drafter checkpoint, not a model; " +
+                    "pass it as --checkpoint and the model it was trained for as --model\n")
+
+            let asCheckpoint = try CommandLineTests.runBenchmark(["drafter-eval", "--model", model, "--checkpoint", model, "--threads", "1"])
+            #expect(asCheckpoint.status == 2)
+            #expect(asCheckpoint.standardError == "error: \(model) is not a drafter checkpoint but a GGUF file of a 'llama' model; " +
+                    "pass a checkpoint that 'taildraft train-drafter' wrote as --checkpoint\n")
         }
     }
 

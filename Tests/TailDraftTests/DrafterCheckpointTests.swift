@@ -226,20 +226,33 @@ import Testing
         }
     }
 
-    /// A drafter checkpoint passed as the model is rejected with a hint to pass it as --drafter.
+    /// A drafter checkpoint passed as the model, in GGUF or in the TDDRAFT1 format, is
+    /// rejected as a checkpoint rather than as an unsupported model or a file that is not GGUF.
     @Test func checkpointAsModelIsRejected() throws {
         try KernelGate.run {
             try withTinyEngine(LearnedDrafterTests.spec) { engine in
                 let target = DrafterTarget(model: engine.model)
                 try withTemporaryDirectory { directory in
                     let path = directory.appendingPathComponent("drafter.gguf").path
-                    try DrafterCheckpoint(weights: try .random(config: LearnedDrafterTests.config, target: target)).write(to: path, target: target)
-                    do {
-                        _ = try ModelConfig(file: try GGUFFile(path: path))
-                        Issue.record("the drafter checkpoint loaded as a model")
-                    } catch let error as GGUFError {
-                        #expect("\(error)".contains("pass it as --drafter"), "\(error)")
+                    let checkpoint = DrafterCheckpoint(weights: try .random(config: LearnedDrafterTests.config, target: target))
+                    try checkpoint.write(to: path, target: target)
+                    #expect(throws: DrafterError.checkpointGivenAsModel(path: path)) {
+                        try ModelConfig(file: try GGUFFile(path: path))
                     }
+                    #expect(throws: DrafterError.checkpointGivenAsModel(path: path)) {
+                        try GGUFFile.openModel(path: path)
+                    }
+                    #expect(throws: DrafterError.checkpointGivenAsModel(path: path)) {
+                        try Engine(modelPath: path, threads: 1)
+                    }
+
+                    let version1Path = directory.appendingPathComponent("drafter.bin").path
+                    try Data(try version1CheckpointBytes(checkpoint, target: target)).write(to: URL(fileURLWithPath: version1Path))
+                    #expect(throws: DrafterError.checkpointGivenAsModel(path: version1Path)) {
+                        try GGUFFile.openModel(path: version1Path)
+                    }
+                    #expect(DrafterError.checkpointGivenAsModel(path: path).description
+                            == "\(path) is a learned-drafter checkpoint, not a model; pass the model file it was trained for instead")
                 }
             }
         }

@@ -66,6 +66,8 @@ public enum DrafterError: Error, CustomStringConvertible, Equatable {
     case checkpointForAnotherTarget(path: String, targetPath: String)
     /// A file that is not a drafter checkpoint, with `found` describing what it is.
     case notADrafterCheckpoint(path: String, found: String)
+    /// A drafter checkpoint, in either format, given where a model file is expected.
+    case checkpointGivenAsModel(path: String)
     case checkpointWriteFailed(path: String, reason: String)
 
     public var description: String {
@@ -79,7 +81,12 @@ public enum DrafterError: Error, CustomStringConvertible, Equatable {
         case let .checkpointForAnotherTarget(path, targetPath):
             return "drafter checkpoint \(path) was trained for another model file than \(targetPath); pass the model it was made for, or another --drafter path to train a new drafter"
         case let .notADrafterCheckpoint(path, found):
-            return "\(path) is not a drafter checkpoint but \(found); pass a drafter checkpoint as --drafter, or a path where none exists yet to train a new drafter"
+            // The two messages for swapped files name no option, because the option that
+            // takes a checkpoint differs between commands. The CLI and the benchmark runner
+            // print their own messages, which name the option of the command at hand.
+            return "\(path) is not a drafter checkpoint but \(found); pass the path of a drafter checkpoint instead"
+        case let .checkpointGivenAsModel(path):
+            return "\(path) is a learned-drafter checkpoint, not a model; pass the model file it was trained for instead"
         case let .checkpointWriteFailed(path, reason):
             return "cannot write drafter checkpoint \(path): \(reason)"
         }

@@ -40,17 +40,18 @@ public struct ModelConfig: Sendable, Equatable {
 
     /// Reads and checks the configuration of `file`.
     ///
-    /// - Throws: `GGUFError` when the architecture is not supported, a required key is
-    ///   missing, or the sizes are inconsistent (for example heads that do not divide H).
+    /// - Throws: `DrafterError.checkpointGivenAsModel` for a learned-drafter checkpoint.
+    ///   `GGUFError` when the architecture is not supported, a required key is missing, or
+    ///   the sizes are inconsistent (for example heads that do not divide H).
     public init(file: GGUFFile) throws {
         let arch = try file.string("general.architecture")
+        if arch == DrafterCheckpoint.architecture {
+            throw DrafterError.checkpointGivenAsModel(path: file.path)
+        }
         guard Self.supportedArchitectures.contains(arch) else {
-            let hint = arch == DrafterCheckpoint.architecture
-                ? "this file is a learned-drafter checkpoint, so pass it as --drafter and the model it was trained for as --model"
-                : "this engine cannot run '\(arch)' models yet"
             throw GGUFError.invalidValue(
                 key: "general.architecture", value: "'\(arch)'",
-                expected: "one of \(Self.supportedArchitectures.joined(separator: ", ")); \(hint)")
+                expected: "one of \(Self.supportedArchitectures.joined(separator: ", ")); this engine cannot run '\(arch)' models yet")
         }
         architecture = arch
         ropeStyle = arch == "qwen2" ? .halves : .adjacentPairs

@@ -26,7 +26,7 @@ public final class Transformer: @unchecked Sendable {
 
     /// Opens `path` and builds the model (weights stay memory-mapped).
     public convenience init(path: String, threads: Int) throws {
-        let file = try GGUFFile(path: path)
+        let file = try GGUFFile.openModel(path: path)
         let config = try ModelConfig(file: file)
         try self.init(config: config, weights: ModelWeights(file: file, config: config), threads: threads)
     }
