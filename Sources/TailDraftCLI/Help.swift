@@ -105,9 +105,9 @@ enum Help {
                            auto, which uses whichever of the two recent steps accepted more;
                            or learned, a small neural drafter that reads the model's hidden
                            states and trains itself on the generated text in the background.
-                           With --drafter, auto also merges the learned drafter's branches
-                           into its trees while they add accepted tokens, and drops them
-                           when they stop adding.
+                           With --drafter, auto also trains the learned drafter as learned
+                           does, merges its branches into its trees while they add accepted
+                           tokens, and drops them when they stop adding.
                            Output is unchanged: the same tokens when greedy, the same
                            distribution when sampling. Speculation switches itself off
                            while drafts are rarely accepted, and back on when they match.
@@ -142,8 +142,9 @@ enum Help {
                            "interrupted" after Ctrl-C), timings, and
                            with --speculate a speculation object (steps, drafted, accepted,
                            acceptance_length in tokens per step, acceptance_by_depth,
-                           draft_ms, verify_ms), and with --speculate learned a
-                           drafter_training object (steps, rows_trained, fresh_accuracy, ...).
+                           draft_ms, verify_ms), and with --speculate learned, or auto with
+                           --drafter, a drafter_training object (steps, rows_trained,
+                           fresh_accuracy, ...).
       --help               Show this text.
 
     Sampling filters apply in llama.cpp's order: top-k, top-p, min-p, then temperature.

@@ -275,7 +275,8 @@ import Testing
     }
 
     /// --speculate auto with --drafter merges the learned drafter's branches (or tries to),
-    /// keeps the plain greedy text, reports the merge counts and saves the checkpoint.
+    /// keeps the plain greedy text, reports the merge counts, trains the drafter as the help
+    /// text documents, and saves the checkpoint.
     @Test func autoWithDrafterKeepsTextAndReportsMerges() throws {
         try withTemporaryDirectory { directory in
             let path = directory.appendingPathComponent("drafter.gguf").path
@@ -291,8 +292,13 @@ import Testing
             for key in ["merged_steps", "merges", "drops", "merge_gain"] {
                 #expect(statistics[key] != nil, "missing \(key)")
             }
-            #expect(b["drafter_training"] != nil)
+            let training = try #require(b["drafter_training"] as? [String: Any])
+            #expect((training["positions_received"] as? Int ?? 0) > 0, "the trainer receives the generated positions")
             #expect(FileManager.default.fileExists(atPath: path), "the checkpoint is saved at exit")
+
+            let help = try CommandLineTests.run(["generate", "--help"])
+            let words = help.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(words.contains("with --speculate learned, or auto with --drafter, a drafter_training object"))
         }
     }
 
