@@ -141,4 +141,4 @@ final class LearnedDrafterSession {
 }
 
 /// "1 step", "2 steps".
-private func plural(_ count: Int, _ noun: String) -> String { count == 1 ? "1 \(noun)" : "\(count) \(noun)s" }
+func plural(_ count: Int, _ noun: String) -> String { count == 1 ? "1 \(noun)" : "\(count) \(noun)s" }

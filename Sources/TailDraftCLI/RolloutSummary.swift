@@ -30,23 +30,45 @@ enum RolloutSummary {
                          "tau \(fixed(figures.acceptanceLength, 2)) tokens per sequence step, drafting \(fixed(figures.draftSeconds, 2)) s")
         }
         if let bandit = report.bandit, !bandit.buckets.isEmpty {
-            lines.append("bandit, committed tokens/s per strategy (pulls), best marked *:")
-            for key in bandit.buckets.keys.sorted() {
-                let bucket = bandit.buckets[key]!
-                let best = bandit.bestArm(bucket: key)
-                let arms = zip(bandit.arms.indices, bandit.arms).map { index, strategy in
-                    let record = bucket.arms[index]
-                    let rate = record.reward.map { fixed($0, 1) } ?? "-"
-                    return "\(strategy)\(index == best ? "*" : "") \(rate) (\(record.pulls))"
-                }
-                lines.append("  \(StrategyBandit.label(bucket: key)) running: " + arms.joined(separator: ", ") +
-                             "; \(bucket.explorations) explorations")
-            }
+            lines.append("bandit, committed tokens/s of each strategy tried, per number of running sequences:")
+            lines += banditLines(bandit)
         }
         let kvBytes = report.steps.map(\.kvCacheBytes).max() ?? 0
         lines.append("peak resident memory: \(fixed(Double(report.peakResidentBytes) / 1_000_000, 1)) MB " +
                      "(KV caches \(fixed(Double(kvBytes) / 1_000_000, 1)) MB), kernels: \(report.kernelPath), threads: \(report.threads)")
         return lines.joined(separator: "\n")
+    }
+
+    /// Formats the bandit's record, per bucket: a line with its pulls, explorations and best
+    /// strategy, one line per strategy it tried, and one that lists the strategies it never
+    /// tried. With the learned arms there are 13 strategies, too many for one line.
+    private static func banditLines(_ bandit: StrategyBandit) -> [String] {
+        var lines: [String] = []
+        for key in bandit.buckets.keys.sorted() {
+            let bucket = bandit.buckets[key]!
+            var heading = "  \(StrategyBandit.label(bucket: key)) running: \(plural(bucket.pulls, "pull")), " +
+                "\(plural(bucket.explorations, "exploration"))"
+            if let best = bandit.bestArm(bucket: key), let reward = bucket.arms[best].reward {
+                heading += ", best \(bandit.arms[best]) at \(fixed(reward, 1)) tokens/s"
+            }
+            lines.append(heading)
+
+            let tried = bandit.arms.indices.filter { bucket.arms[$0].pulls > 0 }
+            if !tried.isEmpty {
+                // Rates are right-aligned so their decimal points line up.
+                let rates = tried.map { bucket.arms[$0].reward.map { fixed($0, 1) } ?? "-" }
+                let width = rates.map(\.count).max() ?? 0
+                lines += aligned(zip(tried, rates).map { index, rate in
+                    ["    \(bandit.arms[index])", String(repeating: " ", count: width - rate.count) + rate + " tokens/s",
+                     plural(bucket.arms[index].pulls, "pull")]
+                })
+            }
+            let untried = bandit.arms.indices.filter { bucket.arms[$0].pulls == 0 }
+            if !untried.isEmpty {
+                lines.append("    not tried: " + untried.map { bandit.arms[$0].description }.joined(separator: ", "))
+            }
+        }
+        return lines
     }
 
     private static func row(label: String, responses: Int, tokens: Int, seconds: Double, tailSeconds: Double,

@@ -104,9 +104,30 @@ import Testing
             #expect(run.standardError.contains("step  responses  tokens"))
             #expect(run.standardError.contains("peak resident memory"))
             #expect(run.standardError.contains("bandit"))
+            expectBanditListsOneStrategyPerLine(run.standardError)
             for name in ["report.json", "response-lengths.svg", "throughput.svg", "batch-size.svg", "step-times.svg"] {
                 #expect(FileManager.default.fileExists(atPath: report + "/" + name), "missing \(name)")
             }
+        }
+    }
+
+    /// Checks the bandit part of a rollout summary: each bucket's heading, then one line per
+    /// strategy it tried (name, rate and pulls), then at most one line of untried ones.
+    func expectBanditListsOneStrategyPerLine(_ summary: String) {
+        let lines = summary.split(separator: "\n").map(String.init)
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("bandit, committed tokens/s") }) else {
+            Issue.record("no bandit section in: \(summary)")
+            return
+        }
+        let section = lines[(start + 1)...].prefix { $0.hasPrefix("  ") }
+        #expect(section.first?.contains(" running: ") == true, "\(section)")
+        let strategies = section.filter { $0.hasPrefix("    ") && !$0.hasPrefix("    not tried: ") }
+        #expect(!strategies.isEmpty, "\(section)")
+        for line in strategies {
+            let fields = line.split(separator: " ")
+            #expect(fields.count == 5, "one strategy, its rate in tokens/s and its pulls: '\(line)'")
+            #expect(fields.dropFirst(2).first == "tokens/s", "'\(line)'")
+            #expect(fields.last == "pull" || fields.last == "pulls", "'\(line)'")
         }
     }
 
