@@ -75,7 +75,7 @@ enum GenerateCommand {
                 fields.append(("speculation", .object([
                     ("drafter", .string(s.drafterName)),
                     ("steps", .int(s.steps)),
-                    ("gated_steps", .int(s.gatedSteps)),
+                    ("switched_off_steps", .int(s.switchedOffSteps)),
                     ("drafted", .int(s.drafted)),
                     ("accepted", .int(s.accepted)),
                     ("acceptance_rate", .number(s.acceptanceRate)),
@@ -97,7 +97,7 @@ enum GenerateCommand {
                 reason += " (the context of \(engine.generator.contextLength) tokens is full; raise --context)"
             }
             if let s = result.speculation {
-                Console.error("speculation (\(s.drafterName)): \(s.steps) steps (\(s.gatedSteps) without drafts), \(s.accepted) of \(s.drafted) drafted tokens accepted " +
+                Console.error("speculation (\(s.drafterName)): \(s.steps) steps (\(s.switchedOffSteps) with speculation switched off), \(s.accepted) of \(s.drafted) drafted tokens accepted " +
                               "(\(fixed(s.acceptanceRate * 100, 1)) %), \(fixed(s.acceptanceLength, 2)) tokens per step, " +
                               "drafting \(fixed(s.draftSeconds * 1000, 1)) ms, verifying \(fixed(s.verifySeconds * 1000, 1)) ms")
             }

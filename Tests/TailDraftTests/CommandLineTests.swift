@@ -227,10 +227,30 @@ import Testing
         #expect((a["token_ids"] as? [Int]) == (b["token_ids"] as? [Int]))
         #expect(a["speculation"] == nil)
         let statistics = try #require(b["speculation"] as? [String: Any])
-        for key in ["steps", "drafted", "accepted", "acceptance_length", "acceptance_by_depth", "draft_ms", "verify_ms"] {
+        for key in ["steps", "switched_off_steps", "drafted", "accepted", "acceptance_length", "acceptance_by_depth", "draft_ms",
+                    "verify_ms"] {
             #expect(statistics[key] != nil, "missing \(key)")
         }
         #expect((statistics["accepted"] as? Int ?? 0) > 0, "the list repeats, so lookup drafts should be accepted")
+    }
+
+    /// The text summary names the steps that speculation skipped as the JSON field
+    /// switched_off_steps does, with the same count.
+    @Test func switchedOffStepsMatchBetweenTextAndJSON() throws {
+        let common = ["generate", "--model", Fixtures.smolLMPath, "--prompt", "The capital of France is", "--temperature", "0",
+                      "--max-tokens", "24", "--speculate", "lookup"]
+        let json = try CommandLineTests.run(common + ["--json"])
+        #expect(json.status == 0, "stderr: \(json.standardError)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
+        let statistics = try #require(object["speculation"] as? [String: Any])
+        let steps = try #require(statistics["steps"] as? Int)
+        let switchedOff = try #require(statistics["switched_off_steps"] as? Int)
+        #expect(statistics["gated_steps"] == nil)
+
+        let text = try CommandLineTests.run(common)
+        #expect(text.status == 0, "stderr: \(text.standardError)")
+        #expect(text.standardError.contains("speculation (lookup): \(steps) steps (\(switchedOff) with speculation switched off), "),
+                "stderr: \(text.standardError)")
     }
 
     @Test func learnedDrafterKeepsTextAndSavesCheckpoint() throws {

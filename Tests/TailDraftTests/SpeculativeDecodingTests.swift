@@ -150,12 +150,12 @@ import Testing
             let gated = try speculative(engine, prompt, drafter: adversary, maxTokens: 64, budget: 3, adaptive: true)
             #expect(gated.tokenIds == reference.tokenIds)
             let off = try #require(gated.speculation)
-            #expect(off.gatedSteps > off.steps / 2, "wrong drafts should switch speculation off: \(off)")
+            #expect(off.switchedOffSteps > off.steps / 2, "wrong drafts should switch speculation off: \(off)")
 
             let oracle = ReplayDrafter(recording: prompt + reference.tokenIds, vocabularySize: vocabulary)
             let open = try speculative(engine, prompt, drafter: oracle, maxTokens: 64, budget: 3, adaptive: true)
             #expect(open.tokenIds == reference.tokenIds)
-            #expect(open.speculation?.gatedSteps == 0, "accepted drafts keep speculation on")
+            #expect(open.speculation?.switchedOffSteps == 0, "accepted drafts keep speculation on")
         }
     }
 

@@ -30,7 +30,7 @@ public struct SpeculationStatistics: Sendable, Equatable {
     /// Forward passes in the decode loop, speculative or not.
     public var steps = 0
     /// Of those, passes that ran without a draft because speculation was switched off.
-    public var gatedSteps = 0
+    public var switchedOffSteps = 0
     /// Drafted nodes sent to verification.
     public var drafted = 0
     /// Drafted nodes accepted, counted up to where generation ended.

@@ -68,7 +68,7 @@ extension Generator {
                 gate.record(depth: tree.maxDepth, accepted: outcome.acceptedNodes.count)
             } else {
                 gate.observe(token: outcome.next)
-                statistics.gatedSteps += 1
+                statistics.switchedOffSteps += 1
             }
             statistics.accepted += acceptedUsed
             statistics.emitted += output.tokens.count - returnedBefore
