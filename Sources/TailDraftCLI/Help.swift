@@ -186,8 +186,9 @@ enum Help {
     as reinforcement-learning rollouts and batch evaluations do. All running sequences
     decode together in one batched forward pass; a finished sequence leaves the batch at
     once and a waiting one takes its place. Each response is written as one JSON line as
-    soon as it finishes, with prompt_id, sample_index, step, seed, token_ids, text,
-    finish_reason ("stop" or "length") and completion_tokens.
+    soon as it finishes, with prompt_id, sample_index, step (from 1, as in the progress
+    lines and the summary), seed, token_ids, text, finish_reason ("stop" or "length") and
+    completion_tokens.
 
     Each response has its own sampler, seeded from --seed, the step, the prompt's index and
     the sample index. The "seed" field is that seed. With --speculate none, or temperature 0,

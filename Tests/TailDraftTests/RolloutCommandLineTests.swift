@@ -94,6 +94,12 @@ import Testing
                 seen.insert("\(object["prompt_id"]!)/\(object["sample_index"]!)/\(object["step"]!)")
             }
             #expect(seen.count == 8)
+            let steps = Set(lines.compactMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["step"] as? Int
+            })
+            #expect(steps == [1, 2], "response lines number steps from 1, as the progress lines and the summary do")
+            #expect(run.standardError.contains("step 1/2:"), "stderr: \(run.standardError)")
+            #expect(run.standardError.contains("step 2/2:"), "stderr: \(run.standardError)")
 
             // Greedy responses do not depend on the step's seed.
             let texts = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }

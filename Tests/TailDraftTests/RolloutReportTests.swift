@@ -55,6 +55,7 @@ import Testing
             #expect(object["completion_tokens"] as? Int == 80)
             let steps = try #require(object["steps"] as? [[String: Any]])
             #expect(steps.count == 2)
+            #expect(steps.map { $0["step"] as? Int } == [1, 2], "steps count from 1, as on the console")
             #expect((steps[0]["timeline"] as? [Any])?.count == 4)
             #expect(steps[0]["tail_share"] as? Double == 0.5)
             let bandit = try #require(object["bandit"] as? [[String: Any]])
@@ -94,11 +95,12 @@ import Testing
         #expect(SVGChart.format(12.5) == "12.5")
     }
 
+    /// The line's `step` counts from 1, as the console does, so step index 1 is step 2.
     @Test func responseLineHasRequestedFields() throws {
         let request = RolloutRequest(promptIndex: 0, promptId: .string("q1"), sampleIndex: 3, promptTokens: [1, 2])
         let response = RolloutResponse(request: request, step: 1, seed: 99, tokenIds: [5, 6], text: "hi\n", finishReason: .stop,
                                        joinedSeconds: 0, finishedSeconds: 1, drafted: 0, accepted: 0)
         let line = response.json().serialized()
-        #expect(line == #"{"prompt_id": "q1", "sample_index": 3, "step": 1, "seed": "99", "token_ids": [5, 6], "text": "hi\n", "finish_reason": "stop", "completion_tokens": 2}"#)
+        #expect(line == #"{"prompt_id": "q1", "sample_index": 3, "step": 2, "seed": "99", "token_ids": [5, 6], "text": "hi\n", "finish_reason": "stop", "completion_tokens": 2}"#)
     }
 }

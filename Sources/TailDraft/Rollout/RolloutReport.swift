@@ -1,11 +1,12 @@
 extension RolloutResponse {
     /// Returns the response as one JSON object: `prompt_id`, `sample_index`, `step`, `seed`,
     /// `token_ids`, `text`, `finish_reason` ("stop" or "length") and `completion_tokens`.
+    /// `step` counts from 1, as the console does, while `RolloutResponse.step` counts from 0.
     public func json() -> JSONValue {
         .object([
             ("prompt_id", request.promptId),
             ("sample_index", .int(request.sampleIndex)),
-            ("step", .int(step)),
+            ("step", .int(step + 1)),
             ("seed", .string(String(seed))),
             ("token_ids", .array(tokenIds.map { .int(Int($0)) })),
             ("text", .string(text)),
@@ -102,10 +103,12 @@ public struct RolloutReport {
         ])
     }
 
+    /// Returns one step's statistics as a JSON object, with `step` counted from 1 as in the
+    /// response lines and on the console.
     static func json(_ step: RolloutStepStatistics) -> JSONValue {
         let figures = step.speculation
         return .object([
-            ("step", .int(step.step)),
+            ("step", .int(step.step + 1)),
             ("responses", .int(step.responses)),
             ("prompt_tokens", .int(step.promptTokens)),
             ("completion_tokens", .int(step.completionTokens)),

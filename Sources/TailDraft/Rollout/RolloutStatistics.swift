@@ -69,6 +69,7 @@ public struct RolloutSpeculationFigures: Sendable, Equatable {
 
 /// Counts and timings of one rollout step (one pass over all requests).
 public struct RolloutStepStatistics: Sendable {
+    /// The rollout step, from 0. report.json and the console count steps from 1.
     public var step: Int
     public var responses = 0
     public var promptTokens = 0

@@ -154,7 +154,7 @@ public struct RolloutRequest: Sendable, Equatable {
 /// One finished response.
 public struct RolloutResponse: Sendable {
     public var request: RolloutRequest
-    /// The rollout step (from 0) that produced it.
+    /// The rollout step (from 0) that produced it. The JSON line counts steps from 1.
     public var step: Int
     /// The seed its sampler started from.
     public var seed: UInt64
