@@ -71,36 +71,57 @@ static inline TD_ATTN_INLINE void attend(const float *q, const void *k_base, con
 
     /* Scores: one key load per chunk serves every head. Each slot's eight lanes per head wait
      * in `pending` until eight slots are ready. combine_slots then adds them with seven vector
-     * additions, each slot keeping combine_lanes's operands and order. */
-    float max_score[4] = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+     * additions, each slot keeping combine_lanes's operands and order. Slots go four at a
+     * time, so twelve addition chains (four slots, three heads) run side by side. */
+    __m256 max_lanes[4];
+    for (int g = 0; g < heads; g++) max_lanes[g] = _mm256_set1_ps(-INFINITY);
     __m256 pending[4][LANES];
-    for (int s = 0; s < n_slots; s++) {
-        const void *k = (const char *)k_base + ((int64_t)slots[s] * kv_stride + kv_offset) * element_bytes;
-        __m256 lanes[4];
-        for (int g = 0; g < heads; g++) lanes[g] = _mm256_setzero_ps();
+    const int quads = n_slots - n_slots % 4;
+    for (int s = 0; s < n_slots; s += 4) {
+        const int count = s < quads ? 4 : n_slots - s;
+        const void *k[4];
+        for (int j = 0; j < 4; j++) {
+            const int slot = slots[j < count ? s + j : s];
+            k[j] = (const char *)k_base + ((int64_t)slot * kv_stride + kv_offset) * element_bytes;
+        }
+        __m256 lanes[4][4];
+        for (int j = 0; j < 4; j++) {
+            for (int g = 0; g < heads; g++) lanes[j][g] = _mm256_setzero_ps();
+        }
         for (int c = 0; c < chunks; c++) {
-            const __m256 key = load_lanes(k, c, kv_type);
-            for (int g = 0; g < heads; g++) {
-                lanes[g] = _mm256_add_ps(lanes[g], _mm256_mul_ps(_mm256_loadu_ps(q + g * head_dim + c * LANES), key));
+            for (int j = 0; j < 4; j++) {
+                const __m256 key = load_lanes(k[j], c, kv_type);
+                for (int g = 0; g < heads; g++) {
+                    lanes[j][g] = _mm256_add_ps(lanes[j][g], _mm256_mul_ps(_mm256_loadu_ps(q + g * head_dim + c * LANES), key));
+                }
             }
         }
-        const int slot_in_batch = s % LANES;
-        for (int g = 0; g < heads; g++) pending[g][slot_in_batch] = lanes[g];
-        if (slot_in_batch == LANES - 1) {
+        for (int j = 0; j < count; j++) {
+            for (int g = 0; g < heads; g++) pending[g][(s + j) % LANES] = lanes[j][g];
+        }
+        if ((s + 4) % LANES == 0 && count == 4) {
+            const int first = s + 4 - LANES;
             for (int g = 0; g < heads; g++) {
                 const __m256 batch = _mm256_mul_ps(combine_slots(pending[g]), _mm256_set1_ps(scale));
-                _mm256_storeu_ps(scores + g * n_slots + s - (LANES - 1), batch);
+                _mm256_storeu_ps(scores + g * n_slots + first, batch);
+                /* max_ps(new, old) keeps old where new is NaN, as the comparison below does. */
+                max_lanes[g] = _mm256_max_ps(batch, max_lanes[g]);
             }
         }
     }
     const int combined = n_slots - n_slots % LANES;
-    for (int s = combined; s < n_slots; s++) {
-        for (int g = 0; g < heads; g++) scores[g * n_slots + s] = combine_lanes(pending[g][s - combined]) * scale;
-    }
+    float max_score[4];
     for (int g = 0; g < heads; g++) {
-        const float *row = scores + g * n_slots;
-        for (int s = 0; s < n_slots; s++) {
-            if (row[s] > max_score[g]) max_score[g] = row[s];
+        float lanes_max[LANES];
+        _mm256_storeu_ps(lanes_max, max_lanes[g]);
+        max_score[g] = -INFINITY;
+        for (int i = 0; i < LANES; i++) {
+            if (lanes_max[i] > max_score[g]) max_score[g] = lanes_max[i];
+        }
+        for (int s = combined; s < n_slots; s++) {
+            const float score = combine_lanes(pending[g][s - combined]) * scale;
+            scores[g * n_slots + s] = score;
+            if (score > max_score[g]) max_score[g] = score;
         }
     }
 
@@ -132,7 +153,7 @@ static inline TD_ATTN_INLINE void attend(const float *q, const void *k_base, con
     /* Values: `step` chunks of every head per pass over the slots: TD_ATTEND_ACCUMULATORS
      * accumulators at most, which leaves registers for the loaded values. */
     int step = 2;
-    if (heads == 1) {
+    if (heads == 1 || heads * 8 <= TD_ATTEND_ACCUMULATORS) {
         step = 8;
     } else if (heads * 4 <= TD_ATTEND_ACCUMULATORS) {
         step = 4;
