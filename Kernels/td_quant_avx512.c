@@ -139,17 +139,17 @@ static inline TD_AVX512 __m512 q4_1x16_row(const td_block_q4_1x16 *blk, int64_t 
  * every block again for each row. The sixteen sums of a row are independent chains, though.
  * A tile of rows advances sixteen of its chains, all of one block parity, in one pass over the
  * blocks. Two rows take all eight groups per pass, so they need two passes. Three or four
- * rows take four groups per pass and need four. Each chain sees the same
- * operations in the same order as in q4_1x16_row, so the results are bitwise equal, and each
- * block is unpacked once per pass for the whole tile. */
+ * rows take four groups per pass and need four. Each chain gets the same operations in the
+ * same order as in q4_1x16_row, so the results are bitwise equal, and each block is unpacked
+ * once per pass for the whole tile. */
 #define TD_Q4_TILE_ROWS 4
 
 /* Cache lines in one td_block_q4_1x16. */
 #define TD_Q4_BLOCK_LINES 5
 _Static_assert(sizeof(td_block_q4_1x16) == TD_Q4_BLOCK_LINES * 64, "an interleaved Q4_1 block must be five cache lines");
 
-/* How a tile prefetches: the group this many groups ahead, in line order, into L2. In a
- * microbenchmark on Zen 4 that streams weights from DRAM, two rows ran 25 % faster this way
+/* Prefetch distance and cache level of the tiles: the group this many groups ahead, in line
+ * order, into L2. In a microbenchmark on Zen 4 that streams weights from DRAM, two rows ran 25 % faster this way
  * than with the next group prefetched into L1, where the lines arrived late. */
 #define TD_Q4_PREFETCH_GROUPS 2
 #define TD_Q4_PREFETCH_HINT _MM_HINT_T1
@@ -221,8 +221,8 @@ static inline __attribute__((always_inline)) TD_AVX512 void q4_1x16_tile(
     const td_block_q4_1x16 *blk, int64_t nb, const td_block_q8_act *x, int64_t x_stride, const int rows,
     float *out, int64_t out_stride, __mmask16 valid, const td_block_q4_1x16 *next) {
     __m512 even[TD_Q4_TILE_ROWS][8], odd[TD_Q4_TILE_ROWS][8];
-    /* Every block step of the passes together covers nb * passes / 2 steps, so a group's
-     * 5 * nb lines need 10 / passes lines per step (rounded up). */
+    /* The passes take nb * passes / 2 block steps in all, so a group's 5 * nb lines need
+     * 10 / passes lines per step (rounded up). */
     const int wide = rows <= 2;
     td_prefetch_cursor p = { NULL, NULL, wide ? TD_Q4_BLOCK_LINES : (TD_Q4_BLOCK_LINES + 1) / 2 };
     if (next != NULL) {
