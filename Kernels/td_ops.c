@@ -164,3 +164,54 @@ int td_swiglu(const float *gate, const float *up, float *out, int64_t n) {
     }
     return TD_OK;
 }
+
+#if defined(__x86_64__)
+/* The largest non-NaN value of x[0..n), or -infinity. max_ps(v, m) keeps m where v is NaN. */
+static __attribute__((target("avx512f"))) float max_avx512(const float *x, int64_t n) {
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        m0 = _mm512_max_ps(_mm512_loadu_ps(x + i), m0);
+        m1 = _mm512_max_ps(_mm512_loadu_ps(x + i + 16), m1);
+    }
+    float m = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+    for (; i < n; i++) {
+        if (x[i] > m) m = x[i];
+    }
+    return m;
+}
+
+/* The first index i with x[i] == value, or -1. */
+static __attribute__((target("avx512f"))) int64_t find_avx512(const float *x, int64_t n, float value) {
+    const __m512 target = _mm512_set1_ps(value);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __mmask16 hits = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), target, _CMP_EQ_OQ);
+        if (hits != 0) return i + __builtin_ctz(hits);
+    }
+    for (; i < n; i++) {
+        if (x[i] == value) return i;
+    }
+    return -1;
+}
+#endif
+
+int64_t td_argmax(const float *x, int64_t n) {
+    if (x == NULL || n <= 0) return 0;
+    float m = -INFINITY;
+    int64_t found = -1;
+#if defined(__x86_64__)
+    if (td_isa_active() == TD_ISA_AVX512) {
+        m = max_avx512(x, n);
+        found = find_avx512(x, n, m);
+        return found < 0 ? 0 : found;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) {
+        if (x[i] > m) m = x[i];
+    }
+    for (int64_t i = 0; i < n && found < 0; i++) {
+        if (x[i] == m) found = i;
+    }
+    return found < 0 ? 0 : found;
+}

@@ -171,6 +171,10 @@ int td_exp_row(const float *x, float *y, int64_t n);
 /* out[i] = silu(gate[i]) * up[i] for n elements. out may alias gate or up. */
 int td_swiglu(const float *gate, const float *up, float *out, int64_t n);
 
+/* Returns the first index of the largest of n floats, comparing with ==, so +0 and -0 tie.
+ * NaN values are skipped; with no other value (n == 0 or all NaN) it returns 0. O(n). */
+int64_t td_argmax(const float *x, int64_t n);
+
 /*
  * Grouped-query attention for m query rows.
  *

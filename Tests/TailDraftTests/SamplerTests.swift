@@ -1,3 +1,4 @@
+import Kernels
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -111,5 +112,34 @@ import Darwin
     @Test func argmaxOfSliceIsRelativeToSlice() {
         let logits: [Float] = [9, 1, 2, 7, 3]
         #expect(Sampler.argmax(logits[2...]) == 1)
+    }
+
+    @Test func argmaxSkipsNaNAndTiesSignedZeros() {
+        #expect(Sampler.argmax([Float.nan, 1, .nan, 3, 3]) == 3)
+        #expect(Sampler.argmax([Float](repeating: .nan, count: 40)) == 0)
+        #expect(Sampler.argmax([Float](repeating: -.infinity, count: 40)) == 0)
+        #expect(Sampler.argmax([-1, -0.0, 0, -2]) == 1)
+        var long = [Float](repeating: -5, count: 100)
+        long[70] = .nan
+        long[90] = 4
+        #expect(Sampler.argmax(long) == 90)
+    }
+
+    /// Every kernel path picks the same index: the vector passes and the scalar loop.
+    @Test(arguments: [1, 16, 31, 32, 33, 100, 49_152])
+    func argmaxPathsAgree(_ count: Int) {
+        var random = SplitMix64(seed: 0xA26 &+ UInt64(count))
+        // Few distinct values, so the maximum repeats and the first occurrence matters.
+        let logits = (0..<count).map { _ in Float(Int.random(in: -20...20, using: &random)) / 4 }
+        KernelGate.run {
+            let indices = KernelGate.isaPaths.map { isa -> Int64 in
+                KernelGate.select(isa)
+                return td_argmax(logits, Int64(count))
+            }
+            let expected = logits.firstIndex(of: logits.max()!)!
+            for (isa, index) in zip(KernelGate.isaPaths, indices) {
+                #expect(index == Int64(expected), "ISA \(KernelGate.name(isa))")
+            }
+        }
     }
 }

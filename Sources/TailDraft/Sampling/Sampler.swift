@@ -1,3 +1,4 @@
+import Kernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -85,24 +86,12 @@ public struct Sampler: Sendable {
         return Array(logits).withUnsafeBufferPointer(body)
     }
 
-    /// Returns the first index of the largest value. A SIMD pass finds the maximum and a
-    /// scalar pass its first occurrence; NaN logits are never chosen unless all are NaN.
+    /// Returns the first index of the largest value, through the C kernel's vector passes (one
+    /// for the maximum, one for its first occurrence). NaN logits are never chosen unless all
+    /// are NaN, in which case the result is 0. O(V).
     static func argmax(buffer: UnsafeBufferPointer<Float>) -> Int {
-        let count = buffer.count
-        var lanes = SIMD16<Float>(repeating: -.infinity)
-        var i = 0
-        let raw = UnsafeRawPointer(buffer.baseAddress!)
-        while i + 16 <= count {
-            let chunk = raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride, as: SIMD16<Float>.self)
-            lanes = pointwiseMax(lanes, chunk)
-            i += 16
-        }
-        var maximum = lanes.max()
-        while i < count {
-            if buffer[i] > maximum { maximum = buffer[i] }
-            i += 1
-        }
-        return buffer.firstIndex(of: maximum) ?? 0
+        guard let base = buffer.baseAddress else { return 0 }
+        return Int(td_argmax(base, Int64(buffer.count)))
     }
 
     private func distribution(buffer logits: UnsafeBufferPointer<Float>) -> [TokenProbability] {
