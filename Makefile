@@ -50,8 +50,10 @@ demo: deps model build
 	@echo "== taildraft rollout: 32 math word problems x 4 samples x 3 steps, about 3 to 5 minutes on 2 cores"
 	@echo "   (responses in $(DEMO_REPORT)/responses.jsonl, report and charts in $(DEMO_REPORT)/;"
 	@echo "   tau is the tokens committed per sequence step while the tail speculates;"
-	@echo "   the learned drafter trains on the responses at idle priority, saved to $(DEMO_REPORT)/drafter.gguf)"
+	@echo "   a fresh learned drafter trains on the responses at idle priority, saved to $(DEMO_REPORT)/drafter.gguf)"
 	@mkdir -p $(DEMO_REPORT)
+	@# Each demo trains from scratch, so a checkpoint left by an older build cannot stop it.
+	@rm -f $(DEMO_REPORT)/drafter.gguf
 	@$$(swift build $(RELEASE_FLAGS) --show-bin-path)/taildraft rollout --model $(MODEL) $(ROLLOUT_FLAGS) \
 		--out $(DEMO_REPORT)/responses.jsonl --report $(DEMO_REPORT) --drafter $(DEMO_REPORT)/drafter.gguf
 
