@@ -109,14 +109,15 @@ int64_t td_int8_peak_macs_per_iteration(void) {
     return 0;
 }
 
-int64_t td_int8_peak(int64_t iterations, int nthreads) {
+/* Runs one of the loops above on every thread and adds up their results. */
+static int64_t run_probe(int64_t iterations, int nthreads, int scaled) {
     int64_t total = 0;
     #pragma omp parallel num_threads(nthreads) reduction(+ : total) if (nthreads > 1)
     {
 #if defined(__x86_64__)
         switch (td_isa_active()) {
-        case TD_ISA_AVX512: total += peak_avx512(iterations); break;
-        case TD_ISA_AVX2: total += peak_avx2(iterations); break;
+        case TD_ISA_AVX512: total += scaled ? scaled_peak_avx512(iterations) : peak_avx512(iterations); break;
+        case TD_ISA_AVX2: total += scaled ? scaled_peak_avx2(iterations) : peak_avx2(iterations); break;
         default: break;
         }
 #endif
@@ -124,17 +125,10 @@ int64_t td_int8_peak(int64_t iterations, int nthreads) {
     return total;
 }
 
+int64_t td_int8_peak(int64_t iterations, int nthreads) {
+    return run_probe(iterations, nthreads, 0);
+}
+
 int64_t td_int8_scaled_peak(int64_t iterations, int nthreads) {
-    int64_t total = 0;
-    #pragma omp parallel num_threads(nthreads) reduction(+ : total) if (nthreads > 1)
-    {
-#if defined(__x86_64__)
-        switch (td_isa_active()) {
-        case TD_ISA_AVX512: total += scaled_peak_avx512(iterations); break;
-        case TD_ISA_AVX2: total += scaled_peak_avx2(iterations); break;
-        default: break;
-        }
-#endif
-    }
-    return total;
+    return run_probe(iterations, nthreads, 1);
 }
