@@ -147,6 +147,22 @@ import Darwin
         #expect(gate.budget == 3)
     }
 
+    /// With extra rows at 0.16 of a pass, a drafter rejected from the start stops after four
+    /// steps at the default start, while a start at 1 (the rollouts') still drafts.
+    @Test func defaultStartStopsFailingDrafterSooner() {
+        let cheap = VerificationCost(relative: [1, 1.16, 1.32, 1.48])
+        var gate = SpeculationGate(maxBudget: 3, cost: cheap)
+        var certain = SpeculationGate(maxBudget: 3, cost: cheap, initialAcceptance: 1)
+        #expect(gate.budget == 3)
+        #expect(certain.budget == 3)
+        for _ in 0..<4 {
+            gate.record(depth: 3, accepted: 0)
+            certain.record(depth: 3, accepted: 0)
+        }
+        #expect(gate.budget == 0)
+        #expect(certain.budget > 0)
+    }
+
     @Test func emptyShadowCountsAsNothingAccepted() {
         var gate = SpeculationGate(maxBudget: 3, cost: Self.cost)
         for _ in 0..<20 { gate.shadow([]) }

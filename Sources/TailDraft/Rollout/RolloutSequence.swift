@@ -122,7 +122,7 @@ final class RolloutSequence {
         if let drafter = drafter(for: plan), plan.budget > 0, useful > 0 {
             var budget = plan.budget
             if plan.adaptive {
-                if gate == nil { gate = SpeculationGate(maxBudget: plan.budget, cost: plan.cost) }
+                if gate == nil { gate = SpeculationGate(maxBudget: plan.budget, cost: plan.cost, initialAcceptance: 1) }
                 budget = gate!.budget(cost: plan.cost)
             }
             // With drafting off, an expensive drafter is asked for a shadow draft only now and then.
