@@ -77,9 +77,9 @@ public enum DrafterError: Error, CustomStringConvertible, Equatable {
         case let .checkpointUnreadable(path, reason):
             return "cannot read drafter checkpoint \(path): \(reason)"
         case let .checkpointCorrupt(path, problem):
-            return "invalid drafter checkpoint \(path): \(problem); delete it to train a new drafter"
+            return "invalid drafter checkpoint \(path): \(problem); use an intact checkpoint, or delete this one so a training run starts a new drafter there"
         case let .checkpointForAnotherTarget(path, targetPath):
-            return "drafter checkpoint \(path) was trained for another model file than \(targetPath); pass the model it was made for, or another --drafter path to train a new drafter"
+            return "drafter checkpoint \(path) was trained for another model file than \(targetPath); pass the model it was made for, or a checkpoint path where none exists yet to train a new drafter"
         case let .notADrafterCheckpoint(path, found):
             // The two messages for swapped files name no option, because the option that
             // takes a checkpoint differs between commands. The CLI and the benchmark runner
