@@ -140,12 +140,16 @@ enum Help {
       --json               Print one JSON object instead of streaming text: prompt_token_ids,
                            token_ids, text, finish_reason ("stop", "length", or
                            "interrupted" after Ctrl-C), timings, and
-                           with --speculate a speculation object (steps, switched_off_steps:
-                           steps without a draft because speculation was switched off,
-                           drafted, accepted, acceptance_length in tokens per step,
-                           acceptance_by_depth, draft_ms, verify_ms), and with --speculate
-                           learned, or auto with --drafter, a drafter_training object
-                           (steps, rows_trained, fresh_accuracy, ...).
+                           with --speculate a speculation object (drafter, steps,
+                           switched_off_steps: steps without a draft because speculation was
+                           switched off, drafted, accepted, acceptance_rate: accepted over
+                           drafted, acceptance_length in tokens per step, acceptance_by_depth,
+                           draft_ms, verify_ms; with auto and --drafter also merged_steps:
+                           steps whose tree contained learned branches, merges and drops: times
+                           they were merged and dropped, merge_gain: extra accepted tokens per
+                           step at the end), and with --speculate learned, or auto with
+                           --drafter, a drafter_training object (steps, rows_trained,
+                           fresh_accuracy, ...).
       --help               Show this text.
 
     Sampling filters apply in llama.cpp's order: top-k, top-p, min-p, then temperature.
