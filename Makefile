@@ -47,7 +47,7 @@ demo: deps model build
 	@$$(swift build $(RELEASE_FLAGS) --show-bin-path)/taildraft generate --model $(MODEL) --chat \
 		--prompt "$(SPECULATE_PROMPT)" --max-tokens 120 --temperature 0 --speculate auto
 	@echo
-	@echo "== taildraft rollout: 32 math word problems x 4 samples x 3 steps, about 3 to 5 minutes on 2 cores"
+	@echo "== taildraft rollout: 32 math word problems x 4 samples x 3 steps, about 2 to 4 minutes on 2 cores"
 	@echo "   (responses in $(DEMO_REPORT)/responses.jsonl, report and charts in $(DEMO_REPORT)/;"
 	@echo "   tau is the tokens committed per sequence step while the tail speculates;"
 	@echo "   a fresh learned drafter trains on the responses at idle priority, saved to $(DEMO_REPORT)/drafter.gguf)"
