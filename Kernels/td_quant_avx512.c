@@ -249,7 +249,6 @@ static inline __attribute__((always_inline)) TD_AVX512 void q4_1x16_tile(
     }
 }
 
-
 TD_AVX512 void td_gemm_q4_1x16_avx512(const void *group, int64_t nb, const td_block_q8_act *x, int64_t x_stride,
                                       int64_t m, float *out, int64_t out_stride, int valid_rows) {
     const td_block_q4_1x16 *blk = (const td_block_q4_1x16 *)group;
@@ -360,32 +359,31 @@ static inline TD_AVX512 __m512 q8_0x16_row(const td_block_q8_0x16 *blk, int64_t 
 
 /* Up to four activation rows against sixteen weight rows: each block's eight weight
  * registers are loaded once for the whole tile. Each row's shifted bytes start at
- * shifted + r * nb * TD_QK. With `compute_offsets` the tile computes each block's offset
- * and stores it in offsets[b]; otherwise it reads them from there. Each row's integer block
- * sum runs in two chains of four (integer addition is exact, so the sum is the same) and
- * then takes q8_0x16_row's float operations in its order. Unless `next` is NULL, the tile
- * also prefetches the group at `next`, in line order, as the Q4_1 tiles do. */
+ * shifted + r * nb * TD_QK. Each row's integer block sum runs in two chains of four
+ * (integer addition is exact, so the sum is the same) and then takes q8_0x16_row's float
+ * operations in its order.
+ * The `first` tile of a group computes each block's offset into offsets[b], which later
+ * tiles read, and it is the one that prefetches. With one or two rows it prefetches ahead in
+ * its own stream, as q8_0x16_row does, which measured faster for so little compute. With more
+ * rows it prefetches a later group in line order, as the Q4_1 tiles do, because the matrix
+ * driver hands the same thread that group (past a matrix's end the hint is harmless). */
 static inline __attribute__((always_inline)) TD_AVX512 void q8_0x16_tile(
     const td_block_q8_0x16 *blk, int64_t nb, const td_block_q8_act *x, int64_t x_stride, const uint8_t *shifted,
-    const int rows, __m512i *offsets, int compute_offsets, float *out, int64_t out_stride, __mmask16 valid,
-    const td_block_q8_0x16 *next) {
+    const int rows, __m512i *offsets, int first, float *out, int64_t out_stride, __mmask16 valid) {
     __m512 acc[TD_Q8_TILE_ROWS];
     for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_ps();
-    td_prefetch_cursor p = { NULL, NULL, TD_Q8_BLOCK_LINES };
-    if (next != NULL) {
-        p.cursor = (const char *)next;
-        p.end = (const char *)(next + nb);
-    }
+    const td_block_q8_0x16 *later = blk + TD_Q4_PREFETCH_GROUPS * nb;
+    td_prefetch_cursor p = { (const char *)later, (const char *)(later + nb), TD_Q8_BLOCK_LINES };
     for (int64_t b = 0; b < nb; b++) {
-        if (rows <= 2) {
-            if (next != NULL) _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
-        } else {
+        if (first && rows <= 2) {
+            _mm_prefetch((const char *)(blk + b) + TD_PREFETCH_BYTES, _MM_HINT_T0);
+        } else if (first) {
             prefetch_advance(&p);
         }
         __m512i w[8];
         for (int g = 0; g < 8; g++) w[g] = _mm512_loadu_si512((const void *)(blk[b].qs + 64 * g));
         __m512i offset;
-        if (compute_offsets) {
+        if (first) {
             const __m512i bias = _mm512_set1_epi8((char)0x80);
             __m512i low = _mm512_setzero_si512(), high = _mm512_setzero_si512();
             for (int g = 0; g < 4; g++) {
@@ -442,11 +440,10 @@ TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_bl
         return;
     }
 
-    /* Tiles of rows share each block's weight loads. The first tile computes the blocks'
-     * offsets for the others. It also prefetches a later group, as the Q4_1 tiles do. */
+    /* Tiles of rows share each block's weight loads; the first tile computes the blocks'
+     * offsets for the others. */
     __m512i offsets[nb];
     uint8_t shifted[TD_Q8_TILE_ROWS * nb * TD_QK] __attribute__((aligned(64)));
-    const td_block_q8_0x16 *next = blk + TD_Q4_PREFETCH_GROUPS * nb;
     for (int64_t i = 0; i < m; i += TD_Q8_TILE_ROWS) {
         const int rows = (int)(m - i < TD_Q8_TILE_ROWS ? m - i : TD_Q8_TILE_ROWS);
         const td_block_q8_act *xi = x + i * x_stride;
@@ -454,12 +451,11 @@ TD_AVX512 void td_gemm_q8_0x16_avx512(const void *group, int64_t nb, const td_bl
         const int first = i == 0;
         q8_shift_rows(xi, x_stride, nb, rows, shifted);
         switch (rows) {
-        case 4: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 4, offsets, first, oi, out_stride, valid, next); break;
-        case 3: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 3, offsets, first, oi, out_stride, valid, next); break;
-        case 2: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 2, offsets, first, oi, out_stride, valid, next); break;
-        default: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 1, offsets, first, oi, out_stride, valid, next); break;
+        case 4: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 4, offsets, first, oi, out_stride, valid); break;
+        case 3: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 3, offsets, first, oi, out_stride, valid); break;
+        case 2: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 2, offsets, first, oi, out_stride, valid); break;
+        default: q8_0x16_tile(blk, nb, xi, x_stride, shifted, 1, offsets, first, oi, out_stride, valid); break;
         }
-        next = NULL;
     }
 }
 
