@@ -13,9 +13,8 @@ import Testing
         options.vocabularyRefreshSteps = 2
         let trainer = DrafterTrainer(initial: initial, target: target, options: options)
         let tokens = LearnedDrafterTests.prompts(count: 1, length: 30, seed: 9)[0]
-        let pass = try engine.model.forward(.causal(tokens: tokens, startPosition: 0, logitRows: []),
-                                            caches: [KVCache(config: engine.model.config, capacity: 64)])
-        trainer.record(tokens: tokens[...], hidden: pass.hidden[...], startPosition: 0)
+        let hidden = try LearnedDrafterTests.hiddenStates(engine, tokens)
+        trainer.record(tokens: tokens[...], hidden: hidden[...], startPosition: 0)
         for _ in 0..<5 { trainer.runOnce() }
         return trainer
     }

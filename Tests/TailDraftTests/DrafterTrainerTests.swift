@@ -70,11 +70,10 @@ import Testing
                 #expect(!trainer.runOnce(), "nothing to train on yet")
 
                 let tokens = LearnedDrafterTests.prompts(count: 1, length: 20, seed: 3)[0]
-                let pass = try engine.model.forward(.causal(tokens: tokens, startPosition: 0, logitRows: []),
-                                                    caches: [KVCache(config: engine.model.config, capacity: 64)])
-                trainer.record(tokens: tokens[...], hidden: pass.hidden[...], startPosition: 0)
+                let hidden = try LearnedDrafterTests.hiddenStates(engine, tokens)
+                trainer.record(tokens: tokens[...], hidden: hidden[...], startPosition: 0)
                 // A new sequence closes the first, so its last, shorter window trains too.
-                trainer.record(tokens: tokens.prefix(3), hidden: pass.hidden.prefix(3 * LearnedDrafterTests.config.hiddenSize),
+                trainer.record(tokens: tokens.prefix(3), hidden: hidden.prefix(3 * LearnedDrafterTests.config.hiddenSize),
                                startPosition: 0)
                 // Paused, the trainer takes the positions in but does not train on them.
                 trainer.isPaused = true
@@ -109,10 +108,9 @@ import Testing
                 options.maxEpochs = 2
                 let trainer = DrafterTrainer(initial: initial, target: target, options: options)
                 let tokens = LearnedDrafterTests.prompts(count: 1, length: 20, seed: 6)[0]
-                let pass = try engine.model.forward(.causal(tokens: tokens, startPosition: 0, logitRows: []),
-                                                    caches: [KVCache(config: engine.model.config, capacity: 64)])
+                let hidden = try LearnedDrafterTests.hiddenStates(engine, tokens)
                 for stream in [0, 1] {
-                    trainer.record(tokens: tokens[...], hidden: pass.hidden[...], startPosition: 0, stream: stream)
+                    trainer.record(tokens: tokens[...], hidden: hidden[...], startPosition: 0, stream: stream)
                     trainer.endStream(stream)
                 }
                 var steps = 0

@@ -34,6 +34,13 @@ func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter
         return (0..<count).map { _ in (0..<length).map { _ in Int32.random(in: 3..<64, using: &rng) } }
     }
 
+    /// Returns the target's final hidden states for `tokens` (hiddenSize floats per position)
+    /// from one pass over a fresh cache, as the trainer records them.
+    static func hiddenStates(_ engine: Engine, _ tokens: [Int32]) throws -> [Float] {
+        try engine.model.forward(.causal(tokens: tokens, startPosition: 0, logitRows: []),
+                                 caches: [KVCache(config: engine.model.config, capacity: 64)]).hidden
+    }
+
     @Test(arguments: [1, 3, 8])
     func randomDrafterEqualsPlainGreedy(_ budget: Int) throws {
         try KernelGate.run {
