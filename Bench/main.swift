@@ -21,8 +21,9 @@ Benchmarks:
                 --threads defaults to 2.
   speculative   Greedy decoding with speculation off and on (see --drafter) on a
                 repetitive code edit, a summary and open chat, in interleaved rounds:
-                tokens per second, speedup, tokens per step (tau) and whether both gave
-                the same tokens. Threads default to 2 and 1.
+                tokens per second, speedup (the median of each round's ratio, with its
+                spread), tokens per step (tau) and whether both gave the same tokens.
+                Threads default to 2 and 1.
   rollout       A rollout of --prompts with speculation off, suffix, learned (a fresh
                 drafter trained on the rollout's responses) and auto, one after
                 another: end-to-end time and its ratio to speculation off, the tail's

@@ -209,6 +209,36 @@ import Testing
     }
 }
 
+@Suite struct LookupDrafterTests {
+    @Test func draftsWhatFollowedTheLongestEarlierMatch() {
+        // "5 6" occurred before, followed by "7 8 9".
+        let context: [Int32] = [1, 5, 6, 7, 8, 9, 2, 5, 6]
+        let tree = LookupDrafter().propose(context: context, budget: 3, maxDepth: 4)
+        #expect(tree.checkInvariants() == nil)
+        #expect(Array(tree.tokens.dropFirst()) == [7, 8, 9])
+    }
+
+    @Test func resumesAfterAOneTokenSubstitution() {
+        // The output copies "1 2 3 4 5 6" with 3 replaced by 30: after 30, only the newest
+        // token could match, so the drafter resumes after the replaced token.
+        let context: [Int32] = [1, 2, 3, 4, 5, 6, 0, 1, 2, 30]
+        let tree = LookupDrafter().propose(context: context, budget: 3, maxDepth: 4)
+        #expect(tree.checkInvariants() == nil)
+        #expect(tree.children(of: 0).map { tree.tokens[$0] } == [4])
+        #expect(Array(tree.tokens.dropFirst()) == [4, 5, 6])
+        let off = LookupDrafter(substitutionMatch: 0).propose(context: context, budget: 3, maxDepth: 4)
+        #expect(off.draftedCount == 0, "without the substitution rule nothing matches")
+    }
+
+    @Test func aLongMatchIsNotSecondGuessed() {
+        // "2 3" matches two tokens, so the substitution branch is not added.
+        let context: [Int32] = [1, 2, 3, 4, 9, 9, 1, 2, 3]
+        let tree = LookupDrafter().propose(context: context, budget: 3, maxDepth: 4)
+        #expect(tree.children(of: 0).map { tree.tokens[$0] } == [4])
+        #expect(Array(tree.tokens.dropFirst()) == [4, 9, 9])
+    }
+}
+
 @Suite(.serialized) struct SuffixDrafterTests {
     @Test func treeFollowsFrequentContinuations() {
         let drafter = SuffixDrafter()
