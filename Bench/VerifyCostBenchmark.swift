@@ -4,6 +4,11 @@ import TailDraft
 /// Forward-pass time for m = 1...32 rows appended to a fixed context: the cost curve that
 /// sizes speculative trees. Each measurement appends m causal rows, times the pass and rolls
 /// the cache back, so every round sees the same context.
+///
+/// From the curve it also derives the most speculation could gain for a batch of B
+/// sequences: B sequences decode B tokens per pass of B rows, and a drafter that is always
+/// right turns a pass of R rows into R tokens, so the gain is (R / time(R)) / (B / time(B)),
+/// maximised over the measured R >= B.
 struct VerifyCostBenchmark {
     let modelPath: String
     let threads: Int
@@ -26,12 +31,32 @@ struct VerifyCostBenchmark {
             for (count, summary) in rows {
                 lines.append("\(String(count).padding(6)) \(decimals(summary.median, 2).padding(13)) \((decimals(summary.minimum, 2) + ".." + decimals(summary.maximum, 2)).padding(15)) \((decimals(summary.median / base, 2) + "x"))")
             }
+            lines += ["", "batch  best speedup with drafts always accepted  at rows"]
+            for bound in bounds() {
+                lines.append("\(String(bound.batch).padding(6)) \((decimals(bound.speedup, 2) + "x").padding(45)) \(bound.rows)")
+            }
             return lines.joined(separator: "\n")
+        }
+
+        /// For batches of 1, 2, 4 and 8 sequences: the row count R among those measured that
+        /// gives the most tokens per millisecond when every row yields a token, and that rate
+        /// over plain decoding's B tokens per pass of B rows. Medians only, O(rows).
+        func bounds() -> [(batch: Int, rows: Int, speedup: Double)] {
+            let time = Dictionary(uniqueKeysWithValues: rows.map { ($0.count, $0.summary.median) })
+            return [1, 2, 4, 8].compactMap { batch in
+                guard let plain = time[batch] else { return nil }
+                let best = rows.filter { $0.count >= batch }
+                    .map { (rows: $0.count, speedup: (Double($0.count) / $0.summary.median) / (Double(batch) / plain)) }
+                    .max { $0.speedup < $1.speedup }
+                return best.map { (batch, $0.rows, $0.speedup) }
+            }
         }
 
         func json() -> String {
             let entries = rows.map { "{\"rows\": \($0.count), \"milliseconds\": \($0.summary.median), \"min\": \($0.summary.minimum), \"max\": \($0.summary.maximum)}" }
-            return "{\"cpu\": \"\(cpu)\", \"isa\": \"\(isa)\", \"threads\": \(threads), \"context\": \(context), \"results\": [\(entries.joined(separator: ", "))]}"
+            let bounds = bounds().map { "{\"batch\": \($0.batch), \"rows\": \($0.rows), \"speedup\": \($0.speedup)}" }
+            return "{\"cpu\": \"\(cpu)\", \"isa\": \"\(isa)\", \"threads\": \(threads), \"context\": \(context), " +
+                "\"results\": [\(entries.joined(separator: ", "))], \"always_accepted_bounds\": [\(bounds.joined(separator: ", "))]}"
         }
 
 

@@ -13,7 +13,8 @@ Benchmarks:
                 Rounds alternate between thread counts so a busy machine affects each alike.
   verify-cost   Forward-pass time for 1 to 32 rows after a 512-token context, in
                 milliseconds and as a ratio to one row: what a speculative tree of that
-                many nodes costs to verify.
+                many nodes costs to verify. Then, for batches of 1, 2, 4 and 8 sequences,
+                the most speculation could gain if every drafted token were accepted.
   kernels       The machine's memory read bandwidth and int8 peak, then each quantized
                 matrix kernel (Q4_0, Q4_1, Q8_0 at SmolLM2's shapes; Q5_0, Q4_K, Q5_K,
                 Q6_K at Qwen2.5-1.5B's; M = 1 to 64 rows) in microseconds per call, GB/s
