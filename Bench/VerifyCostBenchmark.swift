@@ -5,10 +5,10 @@ import TailDraft
 /// sizes speculative trees. Each measurement appends m causal rows, times the pass and rolls
 /// the cache back, so every round sees the same context.
 ///
-/// From the curve it also derives the most speculation could gain for a batch of B
-/// sequences: B sequences decode B tokens per pass of B rows, and a drafter that is always
-/// right turns a pass of R rows into R tokens, so the gain is (R / time(R)) / (B / time(B)),
-/// maximised over the measured R >= B.
+/// The curve also bounds what speculation can gain for a batch of B sequences. Plain
+/// decoding gets B tokens from a pass of B rows. A drafter that is always right gets R
+/// tokens from a pass of R rows. The bound is the best (R / time(R)) / (B / time(B)) over
+/// the measured R >= B.
 struct VerifyCostBenchmark {
     let modelPath: String
     let threads: Int
@@ -38,9 +38,9 @@ struct VerifyCostBenchmark {
             return lines.joined(separator: "\n")
         }
 
-        /// For batches of 1, 2, 4 and 8 sequences: the row count R among those measured that
-        /// gives the most tokens per millisecond when every row yields a token, and that rate
-        /// over plain decoding's B tokens per pass of B rows. Medians only, O(rows).
+        /// Returns, for batches of 1, 2, 4 and 8 sequences, the measured row count with the
+        /// most tokens per millisecond if every row yields a token, and that rate over plain
+        /// decoding's. Uses the medians, O(rows).
         func bounds() -> [(batch: Int, rows: Int, speedup: Double)] {
             let time = Dictionary(uniqueKeysWithValues: rows.map { ($0.count, $0.summary.median) })
             return [1, 2, 4, 8].compactMap { batch in
