@@ -230,6 +230,27 @@ import Testing
         #expect(off.draftedCount == 0, "without the substitution rule nothing matches")
     }
 
+    @Test func substitutionLeavesRoomForThePlainMatch() {
+        // 30 occurred before, followed by 7, so the plain match keeps one of the three nodes.
+        let context: [Int32] = [30, 7, 1, 2, 3, 4, 5, 6, 0, 1, 2, 30]
+        let tree = LookupDrafter().propose(context: context, budget: 3, maxDepth: 4)
+        #expect(tree.checkInvariants() == nil)
+        #expect(tree.children(of: 0).map { tree.tokens[$0] } == [4, 7])
+        #expect(tree.draftedCount == 3)
+    }
+
+    @Test func plainMatchGoesFirstOnceItHitsMore() {
+        let context: [Int32] = [30, 7, 1, 2, 3, 4, 5, 6, 0, 1, 2, 30]
+        let drafter = LookupDrafter()
+        // The target keeps choosing 7, the plain match's token, not the guess's 4.
+        for _ in 0..<5 { drafter.observe(context: context, accepted: [], next: 7) }
+        #expect(drafter.plainHitRate > drafter.substitutionHitRate)
+        let tree = drafter.propose(context: context, budget: 3, maxDepth: 4)
+        #expect(tree.checkInvariants() == nil)
+        #expect(tree.children(of: 0).map { tree.tokens[$0] } == [7, 4])
+        #expect(tree.draftedCount == 3)
+    }
+
     @Test func aLongMatchIsNotSecondGuessed() {
         // "2 3" matches two tokens, so the substitution branch is not added.
         let context: [Int32] = [1, 2, 3, 4, 9, 9, 1, 2, 3]
