@@ -128,8 +128,10 @@ final class RolloutSequence {
             // With drafting off, an expensive drafter is asked for a shadow draft only now and then.
             let proposed = budget > 0 || gate!.takesShadow(interval: drafter.shadowInterval)
             if proposed {
-                // Clamp so every node's position and KV slot stays inside the cache.
-                tree = drafter.propose(context: context, budget: min(plan.budget, room - 1, useful),
+                // Clamp so every node's position and KV slot stays inside the cache. The drafter
+                // fits its tree to the gate's budget, and a shadow draft asks for the full one.
+                let draftBudget = budget > 0 ? budget : plan.budget
+                tree = drafter.propose(context: context, budget: min(draftBudget, room - 1, useful),
                                        maxDepth: min(plan.maxDepth, room - 1, useful))
             }
             if budget > 0 {

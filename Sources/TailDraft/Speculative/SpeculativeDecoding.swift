@@ -26,8 +26,12 @@ extension Generator {
             var tree = DraftTree(root: context[context.count - 1])
             let proposed = speculating || gate.takesShadow(interval: speculation.drafter.shadowInterval)
             if proposed {
+                // The drafter fits its tree to the gate's budget, so a merged tree keeps branches of
+                // both drafters and a neural drafter runs no levels that would be cut. A shadow
+                // draft asks for the full budget, so every depth's estimate stays current.
+                let draftBudget = speculating ? budget : speculation.budget
                 tree = speculation.drafter.propose(
-                    context: context, budget: min(speculation.budget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
+                    context: context, budget: min(draftBudget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
             }
             if speculating {
                 tree.truncate(toNodes: min(tree.count, room, budget + 1))
