@@ -40,30 +40,51 @@ public struct VerificationCost: Sendable, Equatable {
 
     /// Version of the measurement, part of the cache key. A kernel or method change that
     /// moves the costs bumps it, so tables measured before are not reused.
-    static let measurementVersion = 5
+    static let measurementVersion = 7
 
     /// Measures forward time for 1...maxRows rows after `context` tokens of a scratch cache.
     ///
-    /// Row counts take turns within each of `repeats` rounds and each keeps its fastest pass.
-    /// Other work on the machine only ever adds time, so the minimum is the estimate a busy
-    /// moment disturbs least. A first round is not timed: right after loading, the first
-    /// passes of each row count measured up to 30 % slow, which made drafts look too costly. The table is then a straight line through the measurements
-    /// (see `linear`), which one disturbed row count cannot bend. Costs about
-    /// maxRows x (repeats + 1) forward passes.
-    public static func measure(model: Transformer, maxRows: Int = 8, context: Int = measuredContext, repeats: Int = 5) throws -> VerificationCost {
+    /// Each round times, for every row count n >= 2, a single-row pass and then a pass of n
+    /// rows, the order in which a decode loop runs a verification between plain steps. On an
+    /// AMD EPYC, a pass of 2 to 4 rows right after a single-row pass took 10 to 15 % longer
+    /// than one right after a pass of its own size, so timing row counts back to back
+    /// understated what a draft costs. Each ratio divides two passes a few milliseconds apart,
+    /// which see the machine in the same state. The table takes each row count's median ratio
+    /// over `repeats` rounds, so rounds that other work disturbed do not count. The first
+    /// round is not timed, because right after loading the first passes measured up to 30 %
+    /// slow. The table is then a straight line through the medians (see `linear`). Costs
+    /// about 3 x maxRows x (repeats + 1) forward passes.
+    public static func measure(model: Transformer, maxRows: Int = 8, context: Int = measuredContext, repeats: Int = 15) throws -> VerificationCost {
         let cache = KVCache(config: model.config, capacity: context + maxRows)
         let tokens = (0..<(context + maxRows)).map { Int32(($0 * 7919) % model.config.vocabularySize) }
         _ = try model.forward(.causal(tokens: Array(tokens.prefix(context)), startPosition: 0, logitRows: []), caches: [cache])
-        var fastest = [Double](repeating: .infinity, count: maxRows)
+        func pass(rows: Int) throws -> Double {
+            let start = Generator.now()
+            _ = try model.forward(.causal(tokens: Array(tokens[context..<(context + rows)]), startPosition: context), caches: [cache])
+            let seconds = Generator.now() - start
+            cache.truncate(to: context)
+            return seconds
+        }
+        var ratios = [[Double]](repeating: [], count: maxRows)
         for round in 0..<(max(1, repeats) + 1) {
-            for rows in 1...maxRows {
-                let start = Generator.now()
-                _ = try model.forward(.causal(tokens: Array(tokens[context..<(context + rows)]), startPosition: context), caches: [cache])
-                if round > 0 { fastest[rows - 1] = min(fastest[rows - 1], Generator.now() - start) }
-                cache.truncate(to: context)
+            for rows in stride(from: 2, through: maxRows, by: 1) {
+                // The first single-row pass follows the previous pass of several rows and is
+                // not the loop's steady state, so the second one is the baseline.
+                _ = try pass(rows: 1)
+                let single = try pass(rows: 1)
+                let several = try pass(rows: rows)
+                if round > 0 { ratios[rows - 1].append(several / single) }
             }
         }
-        return VerificationCost(relative: linear(fastest.map { $0 / fastest[0] }))
+        ratios[0] = [1]
+        return VerificationCost(relative: linear(ratios.map(median)))
+    }
+
+    /// Returns the middle value of `values`, or the mean of the two middle ones.
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
     /// Returns the line 1 + slope x (n - 1) for n = 1...values.count, where the slope is the
@@ -74,10 +95,7 @@ public struct VerificationCost: Sendable, Equatable {
     /// ignores it. Fitting a line also keeps the table non-decreasing.
     static func linear(_ values: [Double]) -> [Double] {
         guard values.count > 1 else { return [1] }
-        let slopes = (1..<values.count).map { (values[$0] - 1) / Double($0) }.sorted()
-        let middle = slopes.count / 2
-        let median = slopes.count % 2 == 1 ? slopes[middle] : (slopes[middle - 1] + slopes[middle]) / 2
-        let slope = max(0, median)
+        let slope = max(0, median((1..<values.count).map { (values[$0] - 1) / Double($0) }))
         return (0..<values.count).map { 1 + slope * Double($0) }
     }
 
