@@ -13,8 +13,11 @@
 struct SpeculationGate {
     let cost: VerificationCost
     let maxBudget: Int
-    /// Weight of the newest step in each moving average.
+    /// Weight of the newest verified step in each moving average.
     let smoothing = 0.25
+    /// Weight of the newest shadow draft, lower than for verified steps. On open chat, single
+    /// chance matches switched drafting back on, and the drafts that followed failed.
+    let shadowSmoothing = 0.125
     /// Expected gain over a plain step below which the gate does not draft. The cost table
     /// leaves out a speculative step's bookkeeping (verification, cache compaction) and is
     /// measured at one context length. A predicted gain of a few percent is within its error.
@@ -73,9 +76,13 @@ struct SpeculationGate {
 
     /// Records a verified draft of `depth` levels whose accepted path had `accepted` tokens.
     mutating func record(depth: Int, accepted: Int) {
+        record(depth: depth, accepted: accepted, weight: smoothing)
+    }
+
+    private mutating func record(depth: Int, accepted: Int, weight: Double) {
         for d in stride(from: 1, through: min(depth, maxBudget), by: 1) {
             let reached = accepted >= d ? 1.0 : 0.0
-            acceptedAtLeast[d - 1] += smoothing * (reached - acceptedAtLeast[d - 1])
+            acceptedAtLeast[d - 1] += weight * (reached - acceptedAtLeast[d - 1])
         }
     }
 
@@ -83,7 +90,7 @@ struct SpeculationGate {
     mutating func shadow(_ chain: [Int32]) {
         guard !chain.isEmpty else {
             // No draft at all: nothing would have been accepted at any depth.
-            record(depth: maxBudget, accepted: 0)
+            record(depth: maxBudget, accepted: 0, weight: shadowSmoothing)
             return
         }
         shadows.append((chain, 0))
@@ -100,7 +107,7 @@ struct SpeculationGate {
                     continue
                 }
             }
-            record(depth: shadow.chain.count, accepted: shadow.matched)
+            record(depth: shadow.chain.count, accepted: shadow.matched, weight: shadowSmoothing)
         }
         shadows = remaining
     }
