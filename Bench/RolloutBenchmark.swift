@@ -1,15 +1,16 @@
 import TailDraft
 
-/// One rollout workload with speculation off, suffix-only and adaptive (`auto`) in one
-/// process, the modes interleaved round by round. It reports end-to-end time ratios, the long
-/// tail's share of the time with speculation off, the speedup inside the tail, and the
+/// One rollout workload with speculation off, suffix-only, learned-only and adaptive (`auto`)
+/// in one process, the modes interleaved round by round. It reports end-to-end speedups, the
+/// long tail's share of the time with speculation off, the speedup inside the tail, and the
 /// end-to-end bound these two allow by Amdahl's law. Times add up over the rounds, so a busy
 /// machine slows every mode alike. Each round starts every mode from a new engine.
 ///
 /// Before the tail every mode decodes plainly with the same per-response seeds, so all modes
 /// produce the same tokens there. Inside the tail, sampled responses differ between modes
-/// (drafts use the random generator differently), so the tail is compared by committed
-/// tokens per second rather than by time.
+/// (drafts use the random generator differently), and so do their lengths. Every speedup is
+/// therefore a ratio of tokens per second: the time the mode would take for speculation
+/// off's tokens. With temperature 0 the tokens are the same and it equals the time ratio.
 struct RolloutBenchmark {
     let modelPath: String
     let promptsPath: String
@@ -108,6 +109,12 @@ struct RolloutBenchmark {
         }
     }
 
+    /// Returns the end-to-end tokens per second of `on` over those of `off`.
+    static func speedup(off: ModeResult, on: ModeResult) -> Double {
+        guard off.seconds > 0, on.seconds > 0, off.tokens > 0 else { return 0 }
+        return (Double(on.tokens) / on.seconds) / (Double(off.tokens) / off.seconds)
+    }
+
     /// Returns the tail's share of the time with speculation off, the tail speedup of `mode`
     /// and the Amdahl bound 1 / ((1 - share) + share / speedup).
     static func bound(off: ModeResult, on: ModeResult) -> (share: Double, tailSpeedup: Double, bound: Double) {
@@ -127,7 +134,7 @@ struct RolloutBenchmark {
 
         for result in results {
             let (_, tailSpeedup, bound) = Self.bound(off: off, on: result)
-            let speedup = result.seconds > 0 ? off.seconds / result.seconds : 0
+            let speedup = Self.speedup(off: off, on: result)
             let speculated = result.speculation.sequenceSteps > 0
             lines.append([result.mode.rawValue.padding(7), decimals(result.seconds, 1).padding(9), String(result.tokens).padding(7),
                           decimals(Double(result.tokens) / max(result.seconds, 1e-9), 1).padding(9), decimals(speedup, 2).padding(8),
@@ -167,7 +174,7 @@ struct RolloutBenchmark {
         let entries = results.map { result -> String in
             let (share, tailSpeedup, bound) = Self.bound(off: off, on: result)
             return "{\"mode\": \"\(result.mode.rawValue)\", \"seconds\": \(result.seconds), \"tokens\": \(result.tokens), " +
-                "\"speedup\": \(result.seconds > 0 ? off.seconds / result.seconds : 0), \"tail_seconds\": \(result.tailSeconds), " +
+                "\"speedup\": \(Self.speedup(off: off, on: result)), \"tail_seconds\": \(result.tailSeconds), " +
                 "\"tail_share_off\": \(share), \"tail_speedup\": \(tailSpeedup), \"amdahl_bound\": \(bound), " +
                 "\"acceptance_length\": \(result.speculation.acceptanceLength), \"step_seconds\": \(result.stepSeconds)}"
         }

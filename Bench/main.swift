@@ -27,7 +27,8 @@ Benchmarks:
                 Threads default to 2 and 1.
   rollout       A rollout of --prompts with speculation off, suffix, learned (a fresh
                 drafter trained on the rollout's responses) and auto, one after
-                another: end-to-end time and its ratio to speculation off, the tail's
+                another: end-to-end time, tokens per second and their ratio to
+                speculation off (sampled responses differ in length), the tail's
                 share of the time (passes with at most --tail-threshold running
                 sequences), tokens per second inside the tail and its speedup, tau, and the
                 end-to-end bound Amdahl's law gives for that share and tail speedup.
@@ -51,7 +52,8 @@ Benchmarks:
 Options:
   --model PATH     GGUF model file (required).
   --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
-  --rounds N       Rounds per measurement (default 5; 1 for rollout, 3 for drafter-eval).
+  --rounds N       Rounds per measurement (default 5; 9 for speculative, whose open chat
+                   varies by a few percent between rounds; 1 for rollout; 3 for drafter-eval).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default) or suffix.
@@ -199,7 +201,8 @@ do {
         print(options.json ? report.json() : report.table())
     case "speculative":
         let benchmark = SpeculativeBenchmark(modelPath: modelPath, threadCounts: options.threadCounts ?? [2, 1],
-                                             rounds: options.rounds, budget: options.draftBudget, drafterName: options.drafter)
+                                             rounds: options.roundsGiven ? options.rounds : 9, budget: options.draftBudget,
+                                             drafterName: options.drafter)
         let rows = try benchmark.run(progress: !options.json)
         print(options.json ? SpeculativeBenchmark.json(rows) : SpeculativeBenchmark.table(rows, budget: options.draftBudget, drafter: options.drafter))
     case "rollout":
