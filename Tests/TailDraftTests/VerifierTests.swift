@@ -181,17 +181,6 @@ import Darwin
         }
     }
 
-    /// A row count measured while other work ran lies far off the line through the others,
-    /// and the fitted table ignores it.
-    @Test func costTableIgnoresDisturbedRowCount() {
-        let fitted = VerificationCost.linear([1, 1.36, 1.70, 5.29, 2.44])
-        for (index, expected) in [1, 1.36, 1.72, 2.08, 2.44].enumerated() {
-            #expect(abs(fitted[index] - expected) < 1e-9, "row count \(index + 1): \(fitted[index])")
-        }
-        #expect(VerificationCost.linear([1, 0.8, 0.9]) == [1, 1, 1])
-        #expect(VerificationCost.linear([1]) == [1])
-    }
-
     /// A table measured while other work ran can claim that more rows cost less. Such entries
     /// are raised to the cost before them, and none falls below one row's cost.
     @Test func costTableNeverDecreases() throws {

@@ -40,20 +40,24 @@ public struct VerificationCost: Sendable, Equatable {
 
     /// Version of the measurement, part of the cache key. A kernel or method change that
     /// moves the costs bumps it, so tables measured before are not reused.
-    static let measurementVersion = 7
+    static let measurementVersion = 8
 
     /// Measures forward time for 1...maxRows rows after `context` tokens of a scratch cache.
     ///
     /// Each round times, for every row count n >= 2, a single-row pass and then a pass of n
     /// rows, the order in which a decode loop runs a verification between plain steps. On an
-    /// AMD EPYC, a pass of 2 to 4 rows right after a single-row pass took 10 to 15 % longer
-    /// than one right after a pass of its own size, so timing row counts back to back
+    /// AMD EPYC, a pass of 2 to 4 rows took 10 to 15 % longer right after a single-row pass
+    /// than right after a pass of its own size. Timing row counts back to back therefore
     /// understated what a draft costs. Each ratio divides two passes a few milliseconds apart,
     /// which see the machine in the same state. The table takes each row count's median ratio
-    /// over `repeats` rounds, so rounds that other work disturbed do not count. The first
-    /// round is not timed, because right after loading the first passes measured up to 30 %
-    /// slow. The table is then a straight line through the medians (see `linear`). Costs
-    /// about 3 x maxRows x (repeats + 1) forward passes.
+    /// over `repeats` rounds, so rounds that other work disturbed do not count, raised where
+    /// needed so that more rows never cost less. The first round is not timed, because right
+    /// after loading the first passes measured up to 30 % slow. Costs about
+    /// 3 x maxRows x (repeats + 1) forward passes.
+    ///
+    /// The medians are used as they are. A straight line through them, as earlier versions
+    /// fitted, charged two rows 1.34 passes in a 16-row table where they cost about 1.15,
+    /// because rows beyond the kernels' tiles of four cost more each.
     public static func measure(model: Transformer, maxRows: Int = 8, context: Int = measuredContext, repeats: Int = 15) throws -> VerificationCost {
         let cache = KVCache(config: model.config, capacity: context + maxRows)
         let tokens = (0..<(context + maxRows)).map { Int32(($0 * 7919) % model.config.vocabularySize) }
@@ -77,7 +81,7 @@ public struct VerificationCost: Sendable, Equatable {
             }
         }
         ratios[0] = [1]
-        return VerificationCost(relative: linear(ratios.map(median)))
+        return VerificationCost(relative: monotonic(ratios.map(median)))
     }
 
     /// Returns the middle value of `values`, or the mean of the two middle ones.
@@ -85,18 +89,6 @@ public struct VerificationCost: Sendable, Equatable {
         let sorted = values.sorted()
         let middle = sorted.count / 2
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-    }
-
-    /// Returns the line 1 + slope x (n - 1) for n = 1...values.count, where the slope is the
-    /// median over n >= 2 of (values[n - 1] - 1) / (n - 1), and at least 0.
-    ///
-    /// Each extra row adds the same work to every matrix product, so measured costs lie close
-    /// to a line. A row count measured while other work ran lies far off it, and the median
-    /// ignores it. Fitting a line also keeps the table non-decreasing.
-    static func linear(_ values: [Double]) -> [Double] {
-        guard values.count > 1 else { return [1] }
-        let slope = max(0, median((1..<values.count).map { (values[$0] - 1) / Double($0) }))
-        return (0..<values.count).map { 1 + slope * Double($0) }
     }
 
     /// Returns `values` with each entry raised to at least the one before it (and the first
@@ -125,7 +117,8 @@ public struct VerificationCost: Sendable, Equatable {
                 return VerificationCost(relative: values)
             }
         }
-        // Measuring at least four row counts gives the line three slopes to take the median of.
+        // Four row counts at least, so that `cost(rows:)` extends a short table by the step
+        // from three to four rows, where the kernels' tiles fill up.
         let measured = try measure(model: model, maxRows: max(maxRows, 4)).truncated(toRows: maxRows)
         if let folder, let path {
             mkdir(folder, 0o755)
