@@ -13,11 +13,12 @@ struct SpeculativeBenchmark {
     let rounds: Int
     let maxTokens = 160
     let budget: Int
-    /// "lookup" or "suffix".
+    /// "lookup", "suffix" or "empty" (`EmptyDrafter`).
     let drafterName: String
 
     func makeDrafter() -> any Drafter {
-        drafterName == "suffix" ? SuffixDrafter() : LookupDrafter()
+        if drafterName == "empty" { return EmptyDrafter() }
+        return drafterName == "suffix" ? SuffixDrafter() : LookupDrafter()
     }
 
     static let tasks: [(name: String, message: String)] = [
@@ -130,4 +131,15 @@ struct SpeculativeBenchmark {
     }
 
 
+}
+
+/// A drafter that never proposes a token. Every step then runs through the speculative loop
+/// without a draft, so its speedup shows the loop's own overhead and how far the comparison
+/// moves on this machine without any speculation.
+final class EmptyDrafter: Drafter {
+    let name = "empty"
+
+    func propose(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree {
+        DraftTree(root: context[context.count - 1])
+    }
 }

@@ -56,7 +56,9 @@ Options:
                    varies by a few percent between rounds; 1 for rollout; 3 for drafter-eval).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Most drafted tokens per step for speculative (default 3).
-  --drafter NAME   Drafter for speculative: lookup (default) or suffix.
+  --drafter NAME   Drafter for speculative: lookup (default), suffix, or empty, which never
+                   drafts and so measures the speculative loop's overhead and the noise of
+                   the comparison.
   --train-tokens N Generated tokens the drafter benchmark's acceptance curve trains on
                    (default 16000; 0 skips the curve).
   --checkpoint P   Drafter checkpoint for drafter-eval (required there). For rollout, the
@@ -150,7 +152,7 @@ struct BenchOptions {
             case "--draft-budget": draftBudget = integer(1...64)
             case "--drafter":
                 drafter = value()
-                guard ["lookup", "suffix"].contains(drafter) else { fail("invalid value '\(drafter)' for --drafter: expected lookup or suffix") }
+                guard ["lookup", "suffix", "empty"].contains(drafter) else { fail("invalid value '\(drafter)' for --drafter: expected lookup, suffix or empty") }
             case "--json": json = true
             case "--prompts":
                 prompts = value()
