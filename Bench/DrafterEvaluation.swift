@@ -5,9 +5,11 @@ import TailDraft
 /// - learned alone with one child per node, so depth-1 acceptance is its top-1 accuracy;
 /// - the suffix drafter alone;
 /// - the merged tree (`AutoDrafter` over the suffix drafter, merging the learned drafter's
-///   branches) with the adaptive gate on, timed against plain decoding of the same prompt.
-/// The four runs of a prompt follow each other, so a busy moment of the machine affects
-/// plain and merged alike. Cost: four generations of `tokens` tokens per prompt.
+///   branches) with the adaptive gate on, timed against plain decoding of the same prompt;
+/// - the suffix drafter alone with the adaptive gate on, timed, which the merged tree must
+///   not fall behind.
+/// The five runs of a prompt follow each other, so a busy moment of the machine affects
+/// plain, suffix and merged alike. Cost: five generations of `tokens` tokens per prompt.
 struct HeldOutMeasurement {
     let engine: Engine
     let target: DrafterTarget
@@ -23,7 +25,11 @@ struct HeldOutMeasurement {
         var mergedTau: Double
         var mergedTokensPerSecond: Double
         var plainTokensPerSecond: Double
+        /// The suffix drafter alone under the adaptive gate.
+        var suffixTokensPerSecond: Double
         var speedup: Double { mergedTokensPerSecond / max(plainTokensPerSecond, 1e-9) }
+        /// Merged tree over the suffix drafter alone, both under the gate.
+        var overSuffix: Double { mergedTokensPerSecond / max(suffixTokensPerSecond, 1e-9) }
     }
 
     /// Sums of one drafter's statistics over the prompts.
@@ -47,7 +53,7 @@ struct HeldOutMeasurement {
 
     /// Measures `weights` on `prompts` (token ids) as described above.
     func measure(_ weights: DrafterWeights, prompts: [[Int32]]) throws -> Point {
-        var plain = Totals(), learned = Totals(), suffix = Totals(), merged = Totals()
+        var plain = Totals(), learned = Totals(), suffix = Totals(), merged = Totals(), gatedSuffix = Totals()
         for prompt in prompts {
             func run(_ speculation: SpeculationOptions?) throws -> GenerationResult {
                 try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: tokens, speculation: speculation))
@@ -58,9 +64,11 @@ struct HeldOutMeasurement {
             suffix.add(try run(SpeculationOptions(drafter: SuffixDrafter(), budget: budget, adaptive: false)))
             let auto = AutoDrafter(drafters: [SuffixDrafter()], merging: LearnedDrafter(weights: weights, target: target))
             merged.add(try run(SpeculationOptions(drafter: auto, budget: budget, cost: cost)))
+            gatedSuffix.add(try run(SpeculationOptions(drafter: SuffixDrafter(), budget: budget, cost: cost)))
         }
         return Point(learnedAccuracy: learned.firstAccuracy, learnedTau: learned.tau, suffixTau: suffix.tau, mergedTau: merged.tau,
-                     mergedTokensPerSecond: merged.tokensPerSecond, plainTokensPerSecond: plain.tokensPerSecond)
+                     mergedTokensPerSecond: merged.tokensPerSecond, plainTokensPerSecond: plain.tokensPerSecond,
+                     suffixTokensPerSecond: gatedSuffix.tokensPerSecond)
     }
 }
 
@@ -82,6 +90,8 @@ struct DrafterEvaluationBenchmark {
         var prompts: Int
         var point: HeldOutMeasurement.Point
         var speedups: Summary
+        /// Per-round merged over gated suffix speed.
+        var overSuffix: Summary
     }
 
     func run(progress: Bool) throws -> (rows: [Row], trainingStep: Int) {
@@ -119,7 +129,7 @@ struct DrafterEvaluationBenchmark {
             var perRound: [HeldOutMeasurement.Point] = []
             for round in 0..<rounds {
                 var sum = HeldOutMeasurement.Point(learnedAccuracy: 0, learnedTau: 0, suffixTau: 0, mergedTau: 0,
-                                                   mergedTokensPerSecond: 0, plainTokensPerSecond: 0)
+                                                   mergedTokensPerSecond: 0, plainTokensPerSecond: 0, suffixTokensPerSecond: 0)
                 var weight = 0.0
                 for name in members {
                     let p = points[name]![round]
@@ -130,6 +140,7 @@ struct DrafterEvaluationBenchmark {
                     sum.mergedTau += w * p.mergedTau
                     sum.mergedTokensPerSecond += w * p.mergedTokensPerSecond
                     sum.plainTokensPerSecond += w * p.plainTokensPerSecond
+                    sum.suffixTokensPerSecond += w * p.suffixTokensPerSecond
                     weight += w
                 }
                 sum.learnedAccuracy /= weight
@@ -138,13 +149,16 @@ struct DrafterEvaluationBenchmark {
                 sum.mergedTau /= weight
                 sum.mergedTokensPerSecond /= weight
                 sum.plainTokensPerSecond /= weight
+                sum.suffixTokensPerSecond /= weight
                 perRound.append(sum)
             }
             let speedups = Summary(samples: perRound.map(\.speedup))
             var median = perRound[0]
             median.mergedTokensPerSecond = Summary(samples: perRound.map(\.mergedTokensPerSecond)).median
             median.plainTokensPerSecond = Summary(samples: perRound.map(\.plainTokensPerSecond)).median
-            rows.append(Row(group: group.name, prompts: group.prompts.count, point: median, speedups: speedups))
+            median.suffixTokensPerSecond = Summary(samples: perRound.map(\.suffixTokensPerSecond)).median
+            rows.append(Row(group: group.name, prompts: group.prompts.count, point: median, speedups: speedups,
+                            overSuffix: Summary(samples: perRound.map(\.overSuffix))))
         }
         return (rows, checkpoint.weights.version)
     }
@@ -155,14 +169,15 @@ struct DrafterEvaluationBenchmark {
                      "\(cpuModel())",
                      "prompts".padding(12) + "n".padding(4) + "learned top-1".padding(15) + "tau learned".padding(13)
                      + "tau suffix".padding(12) + "tau merged".padding(12) + "merged tok/s".padding(14) + "plain tok/s".padding(13)
-                     + "speedup, median (range)"]
+                     + "speedup, median (range)".padding(25) + "over suffix alone"]
         for row in result.rows {
             let p = row.point
             lines.append(row.group.padding(12) + String(row.prompts).padding(4)
                          + (decimals(p.learnedAccuracy * 100, 1) + " %").padding(15) + decimals(p.learnedTau, 2).padding(13)
                          + decimals(p.suffixTau, 2).padding(12) + decimals(p.mergedTau, 2).padding(12)
                          + decimals(p.mergedTokensPerSecond, 1).padding(14) + decimals(p.plainTokensPerSecond, 1).padding(13)
-                         + "\(decimals(row.speedups.median, 2)) (\(decimals(row.speedups.minimum, 2))..\(decimals(row.speedups.maximum, 2)))")
+                         + "\(decimals(row.speedups.median, 2)) (\(decimals(row.speedups.minimum, 2))..\(decimals(row.speedups.maximum, 2)))".padding(25)
+                         + "\(decimals(row.overSuffix.median, 2)) (\(decimals(row.overSuffix.minimum, 2))..\(decimals(row.overSuffix.maximum, 2)))")
         }
         return lines.joined(separator: "\n")
     }

@@ -41,13 +41,15 @@ Benchmarks:
                 fresh drafter trains online on Bench/prompts/drafter-stream.jsonl for
                 --train-tokens generated tokens (default 16000; 0 skips it), and at five
                 points its top-1 accuracy and tau, the suffix drafter's tau and the
-                merged tree's tau and speedup are measured on the held-out prompts of
-                Bench/prompts/drafter-heldout.jsonl. Threads default to 1.
+                merged tree's tau and speedup, and its speed over the suffix drafter
+                alone (both under the adaptive gate), are measured on the held-out prompts
+                of Bench/prompts/drafter-heldout.jsonl. Threads default to 1.
   drafter-eval  A saved drafter (--checkpoint, as 'taildraft train-drafter' writes it) on
                 the held-out prompts (--prompts, default Bench/prompts/drafter-heldout.jsonl),
                 per kind of prompt and over all: its top-1 accuracy and tau, the suffix
-                drafter's tau, and the merged tree's tau and speedup over plain decoding,
-                in interleaved rounds (default 3). Threads default to 2.
+                drafter's tau, and the merged tree's tau and speedup over plain decoding
+                and over the suffix drafter alone, in interleaved rounds (default 3).
+                Threads default to 2.
 
 Options:
   --model PATH     GGUF model file (required).

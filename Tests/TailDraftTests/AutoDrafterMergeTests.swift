@@ -74,13 +74,28 @@ final class ChainDrafter: Drafter {
         #expect(learned.proposals <= proposals + 1, "after the drop only trial merges remain")
     }
 
-    /// Branches that add less than `mergeAbove` per step are never merged.
-    @Test func smallGainIsNotMerged() {
+    /// Branches that add less than `mergeAbove` per step are never merged, and the trials
+    /// that measure them come twice as far apart each time.
+    @Test func smallGainIsNotMergedAndTrialsBackOff() {
         let own = ChainDrafter([1, 2, 3, 4]), learned = ChainDrafter([1, 2, 7, 8])
-        let auto = AutoDrafter(drafters: [own], merging: learned, policy: .init(probeEvery: 2, mergeAbove: 2))
+        let auto = AutoDrafter(drafters: [own], merging: learned, policy: .init(probeEvery: 2, maxProbeEvery: 16, mergeAbove: 2))
         run(auto, steps: 40, truth: [1, 2, 7, 8, 9])
-        #expect(learned.proposals == 20)
+        // Trials at steps 2, 6, 14 and 30: intervals of 4, 8, then the cap of 16.
+        #expect(learned.proposals == 4)
         #expect(!auto.isMerging, "a gain of at most 1 per step stays under 2; average \(auto.expectedGain)")
+        run(auto, steps: 32, truth: [1, 2, 7, 8, 9])
+        #expect(learned.proposals == 6, "trials at steps 46 and 62, 16 apart")
+    }
+
+    /// After trials backed off, branches that start to pay are merged at the next trial.
+    @Test func backedOffTrialsStillMergeBranchesThatPay() {
+        let own = ChainDrafter([1, 2, 3, 4]), learned = ChainDrafter([1, 2, 3, 4])
+        let auto = AutoDrafter(drafters: [own], merging: learned, policy: .init(probeEvery: 2, maxProbeEvery: 16))
+        run(auto, steps: 30, truth: [1, 2, 3, 4, 9])
+        #expect(!auto.isMerging, "identical branches add nothing")
+        learned.chain = [5, 6, 7, 8]
+        run(auto, steps: 16, truth: [5, 6, 7, 8, 9])
+        #expect(auto.isMerging, "the next trial saw 4 extra tokens; average \(auto.expectedGain)")
     }
 
     /// On a tiny model, an oracle's merged branches rescue a drafter that is never right,
