@@ -9,8 +9,8 @@ import TailDraft
 /// Before the tail every mode decodes plainly with the same per-response seeds, so all modes
 /// produce the same tokens there. Inside the tail, sampled responses differ between modes
 /// (drafts use the random generator differently), and so do their lengths. Every speedup is
-/// therefore a ratio of tokens per second: the time the mode would take for speculation
-/// off's tokens. With temperature 0 the tokens are the same and it equals the time ratio.
+/// therefore a ratio of tokens per second, which compares the modes at equal token counts.
+/// With temperature 0 the tokens are the same, and it equals the ratio of times.
 struct RolloutBenchmark {
     let modelPath: String
     let promptsPath: String

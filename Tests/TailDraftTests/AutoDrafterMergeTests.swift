@@ -76,7 +76,7 @@ final class ChainDrafter: Drafter {
 
     /// Branches that add less than `mergeAbove` per step are never merged, and the trials
     /// that measure them come twice as far apart each time.
-    @Test func smallGainIsNotMergedAndTrialsBackOff() {
+    @Test func trialsBackOffWhileGainIsSmall() {
         let own = ChainDrafter([1, 2, 3, 4]), learned = ChainDrafter([1, 2, 7, 8])
         let auto = AutoDrafter(drafters: [own], merging: learned, policy: .init(probeEvery: 2, maxProbeEvery: 16, mergeAbove: 2))
         run(auto, steps: 40, truth: [1, 2, 7, 8, 9])

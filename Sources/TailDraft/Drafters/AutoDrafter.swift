@@ -14,7 +14,7 @@
 public final class AutoDrafter: Drafter {
     /// When `AutoDrafter` merges `mergedDrafter`'s branches into its trees.
     public struct MergePolicy: Sendable, Equatable {
-        /// Steps to the first trial merge, and between trials until one fails to merge.
+        /// Steps from the start, or from a drop, to the first trial merge.
         public var probeEvery: Int
         /// Most steps between trial merges after trials that did not merge. A trial costs the
         /// merged drafter's proposal, for the learned drafter its catch-up and one pass per

@@ -129,7 +129,7 @@ final class RolloutSequence {
             let proposed = budget > 0 || gate!.takesShadow(interval: drafter.shadowInterval)
             if proposed {
                 // Clamp so every node's position and KV slot stays inside the cache. The drafter
-                // fits its tree to the gate's budget, and a shadow draft asks for the full one.
+                // fits its tree to the gate's budget, and a shadow draft requests the full one.
                 let draftBudget = budget > 0 ? budget : plan.budget
                 tree = drafter.propose(context: context, budget: min(draftBudget, room - 1, useful),
                                        maxDepth: min(plan.maxDepth, room - 1, useful))

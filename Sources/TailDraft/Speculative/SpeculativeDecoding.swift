@@ -28,7 +28,7 @@ extension Generator {
             if proposed {
                 // The drafter fits its tree to the gate's budget, so a merged tree keeps branches of
                 // both drafters and a neural drafter runs no levels that would be cut. A shadow
-                // draft asks for the full budget, so every depth's estimate stays current.
+                // draft requests the full budget, so every depth's estimate stays current.
                 let draftBudget = speculating ? budget : speculation.budget
                 tree = speculation.drafter.propose(
                     context: context, budget: min(draftBudget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
