@@ -54,8 +54,9 @@ Benchmarks:
 Options:
   --model PATH     GGUF model file (required).
   --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
-  --rounds N       Rounds per measurement (default 5; 9 for speculative, whose open chat
-                   varies by a few percent between rounds; 1 for rollout; 3 for drafter-eval).
+  --rounds N       Rounds per measurement (default 5; 25 for speculative, whose single
+                   rounds vary by up to 20 % on a shared machine; 1 for rollout; 3 for
+                   drafter-eval).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default), suffix, or empty, which never
@@ -205,7 +206,7 @@ do {
         print(options.json ? report.json() : report.table())
     case "speculative":
         let benchmark = SpeculativeBenchmark(modelPath: modelPath, threadCounts: options.threadCounts ?? [2, 1],
-                                             rounds: options.roundsGiven ? options.rounds : 9, budget: options.draftBudget,
+                                             rounds: options.roundsGiven ? options.rounds : 25, budget: options.draftBudget,
                                              drafterName: options.drafter)
         let rows = try benchmark.run(progress: !options.json)
         print(options.json ? SpeculativeBenchmark.json(rows) : SpeculativeBenchmark.table(rows, budget: options.draftBudget, drafter: options.drafter))
