@@ -62,7 +62,7 @@ struct HeldOutMeasurement {
             let chain = LearnedDrafter(weights: weights, target: target, childrenPerNode: 1)
             learned.add(try run(SpeculationOptions(drafter: chain, budget: budget, adaptive: false)))
             suffix.add(try run(SpeculationOptions(drafter: SuffixDrafter(), budget: budget, adaptive: false)))
-            let auto = AutoDrafter(drafters: [SuffixDrafter()], merging: LearnedDrafter(weights: weights, target: target))
+            let auto = AutoDrafter(drafters: [SuffixDrafter()], merging: LearnedDrafter(weights: weights, target: target, threads: engine.model.threads))
             merged.add(try run(SpeculationOptions(drafter: auto, budget: budget, cost: cost)))
             gatedSuffix.add(try run(SpeculationOptions(drafter: SuffixDrafter(), budget: budget, cost: cost)))
         }

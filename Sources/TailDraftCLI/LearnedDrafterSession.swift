@@ -50,7 +50,9 @@ final class LearnedDrafterSession {
         trainerHasOwnCores = ownCores
         options.idlePriority = !(normalPriorityOnOwnCores && ownCores)
         trainer = DrafterTrainer(checkpoint: checkpoint, target: target, options: options)
-        drafter = LearnedDrafter(weights: checkpoint.weights, target: target, trainer: trainer)
+        // Drafting runs between target passes, while the inference threads are idle, so it uses
+        // them too. The network's results do not depend on the thread count.
+        drafter = LearnedDrafter(weights: checkpoint.weights, target: target, trainer: trainer, threads: model.threads)
         trainer.start()
     }
 

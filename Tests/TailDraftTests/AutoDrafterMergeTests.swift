@@ -98,6 +98,23 @@ final class ChainDrafter: Drafter {
         #expect(auto.isMerging, "the next trial saw 4 extra tokens; average \(auto.expectedGain)")
     }
 
+    /// A shadow draft, which is never verified, comes from the chosen drafter alone. A trial
+    /// merge that falls due then waits for the next verified step.
+    @Test func shadowDraftsLeaveOutTrialMerges() {
+        let own = ChainDrafter([1, 2, 3, 4]), learned = ChainDrafter([5, 6, 7, 8])
+        let auto = AutoDrafter(drafters: [own], merging: learned, policy: .init(probeEvery: 2))
+        for _ in 0..<6 {
+            let shadow = auto.proposeShadow(context: [0], budget: 4, maxDepth: 4)
+            #expect(shadow.matchedLength(of: [1, 2, 3, 4]) == 4)
+            auto.observe(context: [0], accepted: [], next: 5)
+        }
+        #expect(learned.proposals == 0, "no trial merge in shadow steps")
+        #expect(auto.mergedSteps == 0)
+        run(auto, steps: 1, truth: [5, 6, 7, 8, 9])
+        #expect(learned.proposals == 1, "the trial due since step 2 runs at the first verified step")
+        #expect(auto.isMerging)
+    }
+
     /// On a tiny model, an oracle's merged branches rescue a drafter that is never right,
     /// and the output is exactly plain greedy decoding, also with the learned drafter merged.
     @Test func mergedBranchesKeepGreedyOutput() throws {

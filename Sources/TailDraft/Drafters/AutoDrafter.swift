@@ -87,6 +87,18 @@ public final class AutoDrafter: Drafter {
     }
 
     public func propose(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree {
+        draft(context: context, budget: budget, maxDepth: maxDepth, mayMerge: true)
+    }
+
+    /// Drafts with the chosen drafter alone. The gate scores a shadow draft by its first
+    /// chain, which merged branches never lead, and nothing of it is verified, so a trial
+    /// merge there would pay for the merged drafter's proposal without measuring any gain. A
+    /// trial that falls due in a shadow step waits for the next verified step.
+    public func proposeShadow(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree {
+        draft(context: context, budget: budget, maxDepth: maxDepth, mayMerge: false)
+    }
+
+    private func draft(context: [Int32], budget: Int, maxDepth: Int, mayMerge: Bool) -> DraftTree {
         step += 1
         var best = 0
         for index in drafters.indices where expectedAccepted[index] > expectedAccepted[best] { best = index }
@@ -99,7 +111,7 @@ public final class AutoDrafter: Drafter {
         uses[current] += 1
         let tree = drafters[current].propose(context: context, budget: budget, maxDepth: maxDepth)
         primaryTree = nil
-        guard let mergedDrafter, isMerging || step >= nextProbe, tree.sampledFrom.isEmpty else { return tree }
+        guard mayMerge, let mergedDrafter, isMerging || step >= nextProbe, tree.sampledFrom.isEmpty else { return tree }
 
         let branches = mergedDrafter.propose(context: context, budget: budget, maxDepth: maxDepth)
         guard branches.sampledFrom.isEmpty else { return tree }

@@ -130,9 +130,10 @@ final class RolloutSequence {
             if proposed {
                 // Clamp so every node's position and KV slot stays inside the cache. The drafter
                 // fits its tree to the gate's budget, and a shadow draft requests the full one.
-                let draftBudget = budget > 0 ? budget : plan.budget
-                tree = drafter.propose(context: context, budget: min(draftBudget, room - 1, useful),
-                                       maxDepth: min(plan.maxDepth, room - 1, useful))
+                let draftBudget = min(budget > 0 ? budget : plan.budget, room - 1, useful)
+                let maxDepth = min(plan.maxDepth, room - 1, useful)
+                tree = budget > 0 ? drafter.propose(context: context, budget: draftBudget, maxDepth: maxDepth)
+                                  : drafter.proposeShadow(context: context, budget: draftBudget, maxDepth: maxDepth)
             }
             if budget > 0 {
                 tree.truncate(toNodes: min(tree.count, room, budget + 1))

@@ -11,6 +11,12 @@ public protocol Drafter: AnyObject {
     /// holds the prompt and every token generated so far.
     func propose(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree
 
+    /// Returns a tree as `propose` does, for a step whose draft is not verified: the gate has
+    /// switched speculation off and only scores the tree's first chain against the tokens the
+    /// target produces (see `SpeculationGate`). The default calls `propose`. A drafter that
+    /// adds costly parts which never lead the first chain can leave them out here.
+    func proposeShadow(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree
+
     /// Reports what verification accepted: the drafted tokens on the accepted path, and the
     /// token the target chose after them.
     func observe(context: [Int32], accepted: [Int32], next: Int32)
@@ -33,6 +39,9 @@ public protocol Drafter: AnyObject {
 }
 
 extension Drafter {
+    public func proposeShadow(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree {
+        propose(context: context, budget: budget, maxDepth: maxDepth)
+    }
     public func observe(context: [Int32], accepted: [Int32], next: Int32) {}
     public var observesHiddenStates: Bool { false }
     public func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {}

@@ -29,9 +29,11 @@ extension Generator {
                 // The drafter fits its tree to the gate's budget, so a merged tree keeps branches of
                 // both drafters and a neural drafter runs no levels that would be cut. A shadow
                 // draft requests the full budget, so every depth's estimate stays current.
-                let draftBudget = speculating ? budget : speculation.budget
-                tree = speculation.drafter.propose(
-                    context: context, budget: min(draftBudget, room - 1), maxDepth: min(speculation.maxDepth, room - 1))
+                let draftBudget = min(speculating ? budget : speculation.budget, room - 1)
+                let maxDepth = min(speculation.maxDepth, room - 1)
+                tree = speculating
+                    ? speculation.drafter.propose(context: context, budget: draftBudget, maxDepth: maxDepth)
+                    : speculation.drafter.proposeShadow(context: context, budget: draftBudget, maxDepth: maxDepth)
             }
             if speculating {
                 tree.truncate(toNodes: min(tree.count, room, budget + 1))
