@@ -60,18 +60,23 @@ func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter
 
     /// A drafter that followed a whole generation step by step has the same state as one
     /// that sees all hidden states at once, so both propose the same tree, twice in a row.
-    @Test func incrementalStateEqualsFreshState() throws {
+    /// With a window of 8 positions the fresh drafter skips the slots before it, and with one
+    /// longer than the context it computes them all.
+    @Test(arguments: [8, 64])
+    func incrementalStateEqualsFreshState(window: Int) throws {
         try KernelGate.run {
             try withTinyEngine(Self.spec) { engine in
                 let target = DrafterTarget(model: engine.model)
                 let weights = try DrafterWeights.random(config: Self.config, target: target, seed: 9)
                 let followed = LearnedDrafter(weights: weights, target: target)
+                followed.attentionWindow = window
                 let prompt = Self.prompts(count: 1, length: 7, seed: 5)[0]
                 let result = try speculativeGreedy(engine, prompt, drafter: followed, maxTokens: 40, budget: 6)
                 let context = prompt + result.tokenIds
 
                 // Another thread count and one catch-up batch must not change any result.
                 let fresh = LearnedDrafter(weights: weights, target: target, threads: 2)
+                fresh.attentionWindow = window
                 let committed = Array(context.dropLast())
                 let pass = try engine.model.forward(.causal(tokens: committed, startPosition: 0, logitRows: []),
                                                     caches: [KVCache(config: engine.model.config, capacity: 128)])
@@ -82,6 +87,41 @@ func speculativeGreedy(_ engine: Engine, _ prompt: [Int32], drafter: any Drafter
                 #expect(followed.propose(context: context, budget: 8, maxDepth: 4) == expected)
                 #expect(followed.propose(context: context, budget: 8, maxDepth: 4) == expected, "a second draft must start from the same state")
                 #expect(followed.cache.count == committed.count, "drafted slots are rolled back")
+                #expect(fresh.caughtUpPositions == min(window, committed.count), "the catch-up skips slots no row attends to")
+            }
+        }
+    }
+
+    /// With an attention window of W positions, the tokens and hidden states before the last
+    /// W committed positions do not change the drafted tree.
+    @Test func windowedDrafterIgnoresPositionsBeforeItsWindow() throws {
+        try KernelGate.run {
+            try withTinyEngine(Self.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let weights = try DrafterWeights.random(config: Self.config, target: target, seed: 12)
+                let window = 8
+                let first = Self.prompts(count: 1, length: 30, seed: 71)[0]
+                // The second context shares only the tokens from position 21 on. Slot t reads
+                // token t + 1 and the hidden state at t, so slots 0 to 20 lie before the window
+                // of the root's slot 28.
+                let second = Self.prompts(count: 1, length: 21, seed: 72)[0] + first[21...]
+                let committed = first.count - 1, windowStart = committed - window
+                let h = Self.spec.hiddenSize
+                let firstHidden = try Self.hiddenStates(engine, Array(first.prefix(committed)))
+                // Real hidden states of the second context before the window, the first's inside it.
+                let secondHidden = Array(try Self.hiddenStates(engine, Array(second.prefix(committed))).prefix(windowStart * h))
+                    + firstHidden[(windowStart * h)...]
+
+                var trees: [DraftTree] = []
+                for (context, hidden) in [(first, firstHidden), (second, secondHidden)] {
+                    let drafter = LearnedDrafter(weights: weights, target: target)
+                    drafter.attentionWindow = window
+                    drafter.observeHidden(tokens: context.prefix(committed), hidden: hidden[...], startPosition: 0)
+                    trees.append(drafter.propose(context: context, budget: 6, maxDepth: 3))
+                    #expect(drafter.caughtUpPositions == window)
+                }
+                #expect(trees[0].draftedCount == 6)
+                #expect(trees[0] == trees[1])
             }
         }
     }

@@ -5,7 +5,8 @@
 /// The drafter reads the target's final hidden states through `observeHidden`. It keeps its
 /// own KV cache of one slot per committed position (slot t from token t + 1 and the target's
 /// state at t) and truncates it back to the committed positions after every draft, so it
-/// rolls back with the target. With a `trainer`, it adopts the trainer's newest weights at
+/// rolls back with the target. Rows attend to the last `attentionWindow` positions only, and
+/// slots behind that window are never computed. With a `trainer`, it adopts the trainer's newest weights at
 /// the start of a draft (a step boundary) and feeds it every committed position.
 ///
 /// Output never depends on the drafter: verification keeps exactly the target's tokens.
@@ -39,6 +40,11 @@ public final class LearnedDrafter: Drafter {
     public var usesQuantizedWeights = true
     /// Weight snapshots adopted from the trainer.
     public private(set) var weightSwaps = 0
+    /// Most positions a drafter row attends to, itself included; nil for every committed
+    /// position. The trainer trains on windows of `DrafterTrainerOptions.windowLength`
+    /// positions (64 by default), so no row attended further back in training, and a
+    /// catch-up after a long context computes at most this many positions.
+    public var attentionWindow: Int? = DrafterTrainerOptions().windowLength
 
     let network: DrafterNetwork
     let cache: DrafterKVCache
@@ -48,6 +54,11 @@ public final class LearnedDrafter: Drafter {
     private var cachedInputs: [Int32] = []
     /// False after a gap in the observed positions, until a sequence restarts at 0.
     private var featuresContiguous = true
+    /// Cache slots below this one may hold no keys and values: a catch-up skipped them
+    /// because they were behind the attention window.
+    private var unwrittenBelow = 0
+    /// Positions catch-ups have run the network on, for tests of their cost.
+    private(set) var caughtUpPositions = 0
 
     /// Creates a drafter with fixed `weights`, or, with `trainer`, with the trainer's
     /// weights as they improve.
@@ -122,8 +133,20 @@ public final class LearnedDrafter: Drafter {
         cachedInputs.removeLast(cachedInputs.count - cache.count)
     }
 
+    /// Returns the first slot a row at `position` attends to: 0, or the start of the attention
+    /// window.
+    func firstVisible(position: Int) -> Int {
+        attentionWindow.map { max(0, position - $0 + 1) } ?? 0
+    }
+
     /// Brings the cache to slots 0..<committed and returns the last slot's predicted hidden
     /// state and draft logits: the state at the root's position and the root's children.
+    ///
+    /// Only the last slot runs the whole layer. A slot's key and value depend only on its own
+    /// input, so the slots before it run `DrafterNetwork.keysAndValues`, and slots before the
+    /// attention window are not computed at all: no row attends to them from here on.
+    /// Cost: about a fifth of a drafter row per new position (at most `attentionWindow` of
+    /// them), plus one whole row.
     private func catchUp(context: [Int32], committed: Int) -> ([Float], [Float]) {
         // Keep the slots whose input token still matches the context, and always recompute
         // the last one, whose outputs the tree starts from.
@@ -132,42 +155,61 @@ public final class LearnedDrafter: Drafter {
             valid = slot
             break
         }
+        let windowStart = firstVisible(position: committed - 1)
+        if unwrittenBelow > windowStart {
+            // The window reaches back into slots an earlier catch-up skipped.
+            valid = min(valid, windowStart)
+            unwrittenBelow = windowStart
+        }
         cache.truncate(to: valid)
         cachedInputs.removeLast(cachedInputs.count - valid)
+        if valid < windowStart {
+            cache.reserve(windowStart)
+            cache.commit(windowStart - valid)
+            cachedInputs.append(contentsOf: context[valid + 1 ... windowStart])
+            unwrittenBelow = windowStart
+            valid = windowStart
+        }
 
         let h = weights.config.hiddenSize, v = weights.config.draftVocabularySize
         let chunk = 32
-        var state = [Float](repeating: 0, count: h), logits = [Float](repeating: 0, count: v)
+        cache.reserve(committed)
         var start = valid
         while start < committed {
-            let end = min(start + chunk, committed)
+            // Rows before the last in chunks of keys and values, then the last row whole.
+            let end = start < committed - 1 ? min(start + chunk, committed - 1) : committed
             let m = end - start
-            let input = network.floats(.input, rows: m)
-            features.withUnsafeBufferPointer { f in
-                for row in 0..<m {
-                    target.embed(context[start + row + 1], into: input + row * 2 * h)
-                    (input + row * 2 * h + h).update(from: f.baseAddress! + (start + row) * h, count: h)
-                }
+            fillInputs(context: context, from: start, rows: m)
+            let positions = (start..<end).map { Int32($0) }
+            if end < committed {
+                network.keysAndValues(weights, rows: m, positions: positions, keys: cache.keys + start * cache.kvDim,
+                                      values: cache.values + start * cache.kvDim, inference: inferenceWeights)
+            } else {
+                let slots = Array(Int32(windowStart)...Int32(start))
+                let span = DrafterNetwork.AttentionSpan(keys: cache.keys, values: cache.values, firstSlot: start,
+                                                        slotOffsets: [0, Int32(slots.count)], slots: slots)
+                network.forward(weights, rows: 1, positions: positions, attention: span, logitsFrom: 0, inference: inferenceWeights)
             }
-            var offsets: [Int32] = [0], slots: [Int32] = []
-            for row in 0..<m {
-                slots.append(contentsOf: 0...Int32(start + row))
-                offsets.append(Int32(slots.count))
-            }
-            cache.reserve(end)
-            let span = DrafterNetwork.AttentionSpan(keys: cache.keys, values: cache.values, firstSlot: start,
-                                                    slotOffsets: offsets, slots: slots)
-            let last = end == committed
-            network.forward(weights, rows: m, positions: (start..<end).map { Int32($0) }, attention: span,
-                            logitsFrom: last ? m - 1 : m, inference: inferenceWeights)
             cache.commit(m)
             cachedInputs.append(contentsOf: context[start + 1 ... end])
-            if last {
-                state = Array(UnsafeBufferPointer(start: network.floats(.predicted, rows: m) + (m - 1) * h, count: h))
-                logits = Array(UnsafeBufferPointer(start: network.floats(.logits, rows: 1), count: v))
-            }
+            caughtUpPositions += m
             start = end
         }
+        let state = Array(UnsafeBufferPointer(start: network.floats(.predicted, rows: 1), count: h))
+        let logits = Array(UnsafeBufferPointer(start: network.floats(.logits, rows: 1), count: v))
         return (state, logits)
+    }
+
+    /// Writes the drafter inputs of slots `start ..< start + rows` into the network's input
+    /// rows: the embedding of token t + 1, then the target's hidden state at t.
+    private func fillInputs(context: [Int32], from start: Int, rows m: Int) {
+        let h = weights.config.hiddenSize
+        let input = network.floats(.input, rows: m)
+        features.withUnsafeBufferPointer { f in
+            for row in 0..<m {
+                target.embed(context[start + row + 1], into: input + row * 2 * h)
+                (input + row * 2 * h + h).update(from: f.baseAddress! + (start + row) * h, count: h)
+            }
+        }
     }
 }

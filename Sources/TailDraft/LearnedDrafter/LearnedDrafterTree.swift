@@ -69,7 +69,7 @@ extension LearnedDrafter {
             states[parent]!.withUnsafeBufferPointer { (input + row * 2 * h + h).update(from: $0.baseAddress!, count: h) }
             let own = ancestorSlots[parent]! + [Int32(firstSlot + row)]
             ancestorSlots[node] = own
-            slots.append(contentsOf: 0 ..< Int32(committed))
+            slots.append(contentsOf: Int32(min(firstVisible(position: position), committed)) ..< Int32(committed))
             slots.append(contentsOf: own)
             offsets.append(Int32(slots.count))
         }
