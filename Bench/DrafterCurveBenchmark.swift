@@ -66,13 +66,14 @@ struct DrafterCurveBenchmark {
         var lines = ["learned drafter trained online, \(threads) inference thread(s); held-out prompts: \(heldOutPath), " +
                      "\(heldOutTokens) greedy tokens each, budget \(budget)",
                      "tokens trained".padding(16) + "version".padding(9) + "learned top-1".padding(15) + "tau learned".padding(13)
-                     + "tau suffix".padding(12) + "tau merged".padding(12) + "merged tok/s".padding(14) + "plain tok/s".padding(13)
+                     + "learned tree".padding(14) + "tau suffix".padding(12) + "fixed merged".padding(14) + "tau merged".padding(12) + "merged tok/s".padding(14)
+                     + "plain tok/s".padding(13)
                      + "speedup".padding(9) + "suffix tok/s".padding(14) + "over suffix"]
         for point in points {
             let p = point.figures
             lines.append(String(point.tokensTrained).padding(16) + String(point.weightsVersion).padding(9)
                          + (decimals(p.learnedAccuracy * 100, 1) + " %").padding(15) + decimals(p.learnedTau, 2).padding(13)
-                         + decimals(p.suffixTau, 2).padding(12) + decimals(p.mergedTau, 2).padding(12)
+                         + decimals(p.learnedTreeTau, 2).padding(14) + decimals(p.suffixTau, 2).padding(12) + decimals(p.fixedMergedTau, 2).padding(14) + decimals(p.mergedTau, 2).padding(12)
                          + decimals(p.mergedTokensPerSecond, 1).padding(14) + decimals(p.plainTokensPerSecond, 1).padding(13)
                          + decimals(p.speedup, 2).padding(9) + decimals(p.suffixTokensPerSecond, 1).padding(14)
                          + decimals(p.overSuffix, 2))

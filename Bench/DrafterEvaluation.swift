@@ -3,13 +3,16 @@ import TailDraft
 /// Measures one set of learned-drafter weights on held-out prompts, greedy, with every step
 /// drafting up to `budget` tokens:
 /// - learned alone with one child per node, so depth-1 acceptance is its top-1 accuracy;
+/// - learned alone drafting its usual trees (up to four children per node);
 /// - the suffix drafter alone;
+/// - the merged tree with the learned drafter's branches always merged, so its tau compares
+///   with the two drafters alone at the same fixed budget;
 /// - the merged tree (`AutoDrafter` over the suffix drafter, merging the learned drafter's
 ///   branches) with the adaptive gate on, timed against plain decoding of the same prompt;
 /// - the suffix drafter alone with the adaptive gate on, timed, which the merged tree must
 ///   not fall behind.
-/// The five runs of a prompt follow each other, so a busy moment of the machine affects
-/// plain, suffix and merged alike. Cost: five generations of `tokens` tokens per prompt.
+/// The seven runs of a prompt follow each other, so a busy moment of the machine affects
+/// plain, suffix and merged alike. Cost: seven generations of `tokens` tokens per prompt.
 struct HeldOutMeasurement {
     let engine: Engine
     let target: DrafterTarget
@@ -20,8 +23,14 @@ struct HeldOutMeasurement {
     /// Figures of one set of weights over a group of prompts.
     struct Point {
         var learnedAccuracy: Double
+        /// Tau of the learned drafter's chains.
         var learnedTau: Double
+        /// Tau of the learned drafter's usual trees.
+        var learnedTreeTau: Double
         var suffixTau: Double
+        /// Tau of the merged tree at the fixed budget, branches always merged.
+        var fixedMergedTau: Double
+        /// Tau of the merged tree under the adaptive gate, as `auto` drafts.
         var mergedTau: Double
         var mergedTokensPerSecond: Double
         var plainTokensPerSecond: Double
@@ -53,7 +62,8 @@ struct HeldOutMeasurement {
 
     /// Measures `weights` on `prompts` (token ids) as described above.
     func measure(_ weights: DrafterWeights, prompts: [[Int32]]) throws -> Point {
-        var plain = Totals(), learned = Totals(), suffix = Totals(), merged = Totals(), gatedSuffix = Totals()
+        var plain = Totals(), learned = Totals(), learnedTree = Totals(), suffix = Totals(), fixedMerged = Totals(), merged = Totals(), gatedSuffix = Totals()
+        let alwaysMerged = AutoDrafter.MergePolicy(probeEvery: 1, mergeAbove: -1, dropBelow: -1)
         for prompt in prompts {
             func run(_ speculation: SpeculationOptions?) throws -> GenerationResult {
                 try engine.generator.generate(promptTokens: prompt, options: GenerationOptions(maxTokens: tokens, speculation: speculation))
@@ -61,12 +71,17 @@ struct HeldOutMeasurement {
             plain.add(try run(nil))
             let chain = LearnedDrafter(weights: weights, target: target, childrenPerNode: 1)
             learned.add(try run(SpeculationOptions(drafter: chain, budget: budget, adaptive: false)))
+            let tree = LearnedDrafter(weights: weights, target: target)
+            learnedTree.add(try run(SpeculationOptions(drafter: tree, budget: budget, adaptive: false)))
             suffix.add(try run(SpeculationOptions(drafter: SuffixDrafter(), budget: budget, adaptive: false)))
+            let fixed = AutoDrafter(drafters: [SuffixDrafter()], merging: LearnedDrafter(weights: weights, target: target), policy: alwaysMerged)
+            fixedMerged.add(try run(SpeculationOptions(drafter: fixed, budget: budget, adaptive: false)))
             let auto = AutoDrafter(drafters: [SuffixDrafter()], merging: LearnedDrafter(weights: weights, target: target, threads: engine.model.threads))
             merged.add(try run(SpeculationOptions(drafter: auto, budget: budget, cost: cost)))
             gatedSuffix.add(try run(SpeculationOptions(drafter: SuffixDrafter(), budget: budget, cost: cost)))
         }
-        return Point(learnedAccuracy: learned.firstAccuracy, learnedTau: learned.tau, suffixTau: suffix.tau, mergedTau: merged.tau,
+        return Point(learnedAccuracy: learned.firstAccuracy, learnedTau: learned.tau, learnedTreeTau: learnedTree.tau, suffixTau: suffix.tau,
+                     fixedMergedTau: fixedMerged.tau, mergedTau: merged.tau,
                      mergedTokensPerSecond: merged.tokensPerSecond, plainTokensPerSecond: plain.tokensPerSecond,
                      suffixTokensPerSecond: gatedSuffix.tokensPerSecond)
     }
@@ -128,7 +143,7 @@ struct DrafterEvaluationBenchmark {
             // "all" combines its groups' rounds by weighting each group's figures by its prompt count.
             var perRound: [HeldOutMeasurement.Point] = []
             for round in 0..<rounds {
-                var sum = HeldOutMeasurement.Point(learnedAccuracy: 0, learnedTau: 0, suffixTau: 0, mergedTau: 0,
+                var sum = HeldOutMeasurement.Point(learnedAccuracy: 0, learnedTau: 0, learnedTreeTau: 0, suffixTau: 0, fixedMergedTau: 0, mergedTau: 0,
                                                    mergedTokensPerSecond: 0, plainTokensPerSecond: 0, suffixTokensPerSecond: 0)
                 var weight = 0.0
                 for name in members {
@@ -136,7 +151,9 @@ struct DrafterEvaluationBenchmark {
                     let w = Double(groups.first { $0.name == name }!.prompts.count)
                     sum.learnedAccuracy += w * p.learnedAccuracy
                     sum.learnedTau += w * p.learnedTau
+                    sum.learnedTreeTau += w * p.learnedTreeTau
                     sum.suffixTau += w * p.suffixTau
+                    sum.fixedMergedTau += w * p.fixedMergedTau
                     sum.mergedTau += w * p.mergedTau
                     sum.mergedTokensPerSecond += w * p.mergedTokensPerSecond
                     sum.plainTokensPerSecond += w * p.plainTokensPerSecond
@@ -145,7 +162,9 @@ struct DrafterEvaluationBenchmark {
                 }
                 sum.learnedAccuracy /= weight
                 sum.learnedTau /= weight
+                sum.learnedTreeTau /= weight
                 sum.suffixTau /= weight
+                sum.fixedMergedTau /= weight
                 sum.mergedTau /= weight
                 sum.mergedTokensPerSecond /= weight
                 sum.plainTokensPerSecond /= weight
@@ -168,13 +187,14 @@ struct DrafterEvaluationBenchmark {
                      "\(rounds) round\(rounds == 1 ? "" : "s"); held-out prompts: \(promptsPath), \(tokens) greedy tokens each, budget \(budget); " +
                      "\(cpuModel())",
                      "prompts".padding(12) + "n".padding(4) + "learned top-1".padding(15) + "tau learned".padding(13)
-                     + "tau suffix".padding(12) + "tau merged".padding(12) + "merged tok/s".padding(14) + "plain tok/s".padding(13)
+                     + "learned tree".padding(14) + "tau suffix".padding(12) + "fixed merged".padding(14) + "tau merged".padding(12) + "merged tok/s".padding(14)
+                     + "plain tok/s".padding(13)
                      + "speedup, median (range)".padding(25) + "over suffix alone"]
         for row in result.rows {
             let p = row.point
             lines.append(row.group.padding(12) + String(row.prompts).padding(4)
                          + (decimals(p.learnedAccuracy * 100, 1) + " %").padding(15) + decimals(p.learnedTau, 2).padding(13)
-                         + decimals(p.suffixTau, 2).padding(12) + decimals(p.mergedTau, 2).padding(12)
+                         + decimals(p.learnedTreeTau, 2).padding(14) + decimals(p.suffixTau, 2).padding(12) + decimals(p.fixedMergedTau, 2).padding(14) + decimals(p.mergedTau, 2).padding(12)
                          + decimals(p.mergedTokensPerSecond, 1).padding(14) + decimals(p.plainTokensPerSecond, 1).padding(13)
                          + "\(decimals(row.speedups.median, 2)) (\(decimals(row.speedups.minimum, 2))..\(decimals(row.speedups.maximum, 2)))".padding(25)
                          + "\(decimals(row.overSuffix.median, 2)) (\(decimals(row.overSuffix.minimum, 2))..\(decimals(row.overSuffix.maximum, 2)))")

@@ -7,7 +7,9 @@ import TailDraft
 /// committed token's hidden state to the learned drafter, which pushes it into the trainer's
 /// ring. Without a trainer the pushes are dropped. With one, the trainer thread trains at idle
 /// priority, pinned to the last core when the machine has more cores than inference threads.
-/// Rounds alternate between the two, and each round's trainer starts from random weights.
+/// Each round runs both, taking turns going first, and each round's trainer starts from
+/// random weights. The slowdown is the median over rounds of each round's ratio, so a slow
+/// minute of a shared machine moves both runs of a round alike.
 struct TrainerLoadBenchmark {
     let modelPath: String
     let threads: Int
@@ -18,9 +20,12 @@ struct TrainerLoadBenchmark {
         var without: Summary
         var with: Summary
         var trainerRowsPerSecond: Summary
+        /// Per round: the trainer's time inside training steps over the decode time.
+        var trainerBusy: Summary
         var trainerCore: Int?
-        /// Decode time added by the trainer, as a fraction of the time without it.
-        var slowdown: Double { without.median / with.median - 1 }
+        /// Per round: decode time added by the trainer, as a fraction of the time without it.
+        var slowdowns: Summary
+        var slowdown: Double { slowdowns.median }
     }
 
     func run(progress: Bool) throws -> Result {
@@ -31,9 +36,10 @@ struct TrainerLoadBenchmark {
         let cores = ProcessorCount.online
         let trainerCore = cores > threads ? cores - 1 : nil
 
-        var without: [Double] = [], with: [Double] = [], rows: [Double] = []
+        var without: [Double] = [], with: [Double] = [], rows: [Double] = [], busy: [Double] = [], slowdowns: [Double] = []
         for round in 0...rounds {
-            for trained in [false, true] {
+            var speeds: [Bool: Double] = [:]
+            for trained in round % 2 == 0 ? [false, true] : [true, false] {
                 let weights = try DrafterWeights.random(config: config, target: target)
                 var trainer: DrafterTrainer? = nil
                 if trained {
@@ -51,17 +57,21 @@ struct TrainerLoadBenchmark {
                 trainer?.stop()
                 guard round > 0 else { continue }    // warm-up
                 let speed = Double(result.tokenIds.count) / result.timings.decodeSeconds
+                speeds[trained] = speed
                 if let trainer {
                     with.append(speed)
                     rows.append(trainer.statistics.rowsPerSecond)
+                    busy.append(trainer.statistics.trainingSeconds / result.timings.decodeSeconds)
                 } else {
                     without.append(speed)
                 }
             }
+            if round > 0 { slowdowns.append(speeds[false]! / speeds[true]! - 1) }
             if progress { Console.error("trainer load: round \(round) of \(rounds) (the first is a warm-up)") }
         }
         return Result(without: Summary(samples: without), with: Summary(samples: with),
-                      trainerRowsPerSecond: Summary(samples: rows), trainerCore: trainerCore)
+                      trainerRowsPerSecond: Summary(samples: rows), trainerBusy: Summary(samples: busy), trainerCore: trainerCore,
+                      slowdowns: Summary(samples: slowdowns))
     }
 
     func table(_ result: Result) -> String {
@@ -73,7 +83,10 @@ struct TrainerLoadBenchmark {
                 + decimals(result.without.minimum, 1) + ".." + decimals(result.without.maximum, 1),
             "trainer on".padding(28) + decimals(result.with.median, 1).padding(18)
                 + decimals(result.with.minimum, 1) + ".." + decimals(result.with.maximum, 1),
-            "slowdown: \(decimals(result.slowdown * 100, 1)) %; the trainer trained \(decimals(result.trainerRowsPerSecond.median, 0)) rows/s",
+            "slowdown, median of the rounds' ratios: \(decimals(result.slowdown * 100, 1)) % "
+                + "(\(decimals(result.slowdowns.minimum * 100, 1))..\(decimals(result.slowdowns.maximum * 100, 1)) %)",
+            "the trainer trained \(decimals(result.trainerRowsPerSecond.median, 0)) rows/s and spent "
+                + "\(decimals(result.trainerBusy.median * 100, 0)) % of the decode time in training steps",
         ].joined(separator: "\n")
     }
 }

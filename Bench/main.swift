@@ -36,27 +36,29 @@ Benchmarks:
   drafter       The learned drafter's forward time per tree level (4 rows) and for the
                 root's row, from F32 weights and from the Q8_0 copy, next to one target
                 decode step after a 256-token context. Then decode tokens/s with and
-                without the drafter trainer on a spare core (speculation off): the
-                slowdown online training causes. Last, the acceptance curve: a
-                fresh drafter trains online on Bench/prompts/drafter-stream.jsonl for
-                --train-tokens generated tokens (default 16000; 0 skips it), and at five
-                points its top-1 accuracy and tau, the suffix drafter's tau and the
-                merged tree's tau and speedup, and its speed over the suffix drafter
-                alone (both under the adaptive gate), are measured on the held-out prompts
-                of Bench/prompts/drafter-heldout.jsonl. Threads default to 1.
+                without the drafter trainer on a spare core (speculation off), in 15
+                rounds unless --rounds is given: the slowdown online training causes.
+                Last, the acceptance curve: a fresh drafter trains online on
+                Bench/prompts/drafter-stream.jsonl for --train-tokens generated tokens
+                (default 16000; 0 skips it), and at five points its top-1 accuracy and
+                tau, the suffix drafter's tau, the merged tree's tau at the fixed budget
+                (branches always merged), and under the adaptive gate its tau, speedup
+                and speed over the suffix drafter alone, are measured on the held-out
+                prompts of Bench/prompts/drafter-heldout.jsonl. Threads default to 1.
   drafter-eval  A saved drafter (--checkpoint, as 'taildraft train-drafter' writes it) on
                 the held-out prompts (--prompts, default Bench/prompts/drafter-heldout.jsonl),
                 per kind of prompt and over all: its top-1 accuracy and tau, the suffix
-                drafter's tau, and the merged tree's tau and speedup over plain decoding
-                and over the suffix drafter alone, in interleaved rounds (default 3).
+                drafter's tau, the merged tree's tau at the fixed budget, and under the
+                adaptive gate the merged tree's tau and speedup over plain decoding and
+                over the suffix drafter alone, in interleaved rounds (default 3).
                 Threads default to 2.
 
 Options:
   --model PATH     GGUF model file (required).
   --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
   --rounds N       Rounds per measurement (default 5; 25 for speculative, whose single
-                   rounds vary by up to 20 % on a shared machine; 1 for rollout; 3 for
-                   drafter-eval).
+                   rounds vary by up to 20 % on a shared machine; 15 for the drafter
+                   benchmark's trainer load; 1 for rollout; 3 for drafter-eval).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default), suffix, or empty, which never
@@ -222,7 +224,8 @@ do {
         let benchmark = DrafterBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, rounds: options.rounds)
         print(benchmark.table(try benchmark.run(progress: true)))
         print()
-        let load = TrainerLoadBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, rounds: options.rounds)
+        let load = TrainerLoadBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1,
+                                        rounds: options.roundsGiven ? options.rounds : 15)
         print(load.table(try load.run(progress: true)))
         if options.trainTokens > 0 {
             print()
