@@ -6,8 +6,9 @@
 /// own KV cache of one slot per committed position (slot t from token t + 1 and the target's
 /// state at t) and truncates it back to the committed positions after every draft, so it
 /// rolls back with the target. Rows attend to the last `attentionWindow` positions only, and
-/// slots behind that window are never computed. With a `trainer`, it adopts the trainer's newest weights at
-/// the start of a draft (a step boundary) and feeds it every committed position.
+/// slots behind that window are never computed. With a `trainer`, it adopts the trainer's
+/// newest weights at the start of a draft (a step boundary) and feeds it every committed
+/// position.
 ///
 /// Output never depends on the drafter: verification keeps exactly the target's tokens.
 /// Not thread-safe: the decode loop calls it from one thread.
