@@ -101,7 +101,8 @@ final class ChainDrafter: Drafter {
     /// A shadow draft, which is never verified, comes from the chosen drafter alone. A trial
     /// merge that falls due then waits for the next verified step.
     @Test func shadowDraftsLeaveOutTrialMerges() {
-        let own = ChainDrafter([1, 2, 3, 4]), learned = ChainDrafter([5, 6, 7, 8])
+        let own = ChainDrafter([1, 2, 3, 4])
+        let learned = ChainDrafter([5, 6, 7, 8])
         let auto = AutoDrafter(drafters: [own], merging: learned, policy: .init(probeEvery: 2))
         for _ in 0..<6 {
             let shadow = auto.proposeShadow(context: [0], budget: 4, maxDepth: 4)

@@ -90,10 +90,9 @@ public final class AutoDrafter: Drafter {
         draft(context: context, budget: budget, maxDepth: maxDepth, mayMerge: true)
     }
 
-    /// Drafts with the chosen drafter alone. The gate scores a shadow draft by its first
-    /// chain, which merged branches never lead, and nothing of it is verified, so a trial
-    /// merge there would pay for the merged drafter's proposal without measuring any gain. A
-    /// trial that falls due in a shadow step waits for the next verified step.
+    /// Drafts with the chosen drafter alone, without trial merges. The gate scores a shadow
+    /// draft only by its first chain, which merged branches never lead, so a trial there would
+    /// cost a proposal and measure nothing. A trial that falls due waits for a verified step.
     public func proposeShadow(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree {
         draft(context: context, budget: budget, maxDepth: maxDepth, mayMerge: false)
     }

@@ -164,8 +164,8 @@ public final class LearnedDrafter: Drafter {
         }
         cache.truncate(to: valid)
         cachedInputs.removeLast(cachedInputs.count - valid)
+        cache.reserve(committed)
         if valid < windowStart {
-            cache.reserve(windowStart)
             cache.commit(windowStart - valid)
             cachedInputs.append(contentsOf: context[valid + 1 ... windowStart])
             unwrittenBelow = windowStart
@@ -174,7 +174,6 @@ public final class LearnedDrafter: Drafter {
 
         let h = weights.config.hiddenSize, v = weights.config.draftVocabularySize
         let chunk = 32
-        cache.reserve(committed)
         var start = valid
         while start < committed {
             // Rows before the last in chunks of keys and values, then the last row whole.

@@ -11,10 +11,10 @@ public protocol Drafter: AnyObject {
     /// holds the prompt and every token generated so far.
     func propose(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree
 
-    /// Returns a tree as `propose` does, for a step whose draft is not verified: the gate has
-    /// switched speculation off and only scores the tree's first chain against the tokens the
-    /// target produces (see `SpeculationGate`). The default calls `propose`. A drafter that
-    /// adds costly parts which never lead the first chain can leave them out here.
+    /// Returns a tree as `propose` does, for a step whose draft is not verified. With
+    /// speculation switched off, the gate only scores the tree's first chain against the
+    /// target's tokens (see `SpeculationGate`). The default calls `propose`. A drafter can
+    /// leave out costly parts that never lead the first chain.
     func proposeShadow(context: [Int32], budget: Int, maxDepth: Int) -> DraftTree
 
     /// Reports what verification accepted: the drafted tokens on the accepted path, and the
