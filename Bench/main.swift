@@ -45,6 +45,15 @@ Benchmarks:
                 (branches always merged), and under the adaptive gate its tau, speedup
                 and speed over the suffix drafter alone, are measured on the held-out
                 prompts of Bench/prompts/drafter-heldout.jsonl. Threads default to 1.
+  drafter-online
+                Auto with a learned drafter that starts from random weights and trains
+                online, against the suffix drafter alone, all under the adaptive gate:
+                each round generates for the next 4 prompts of Bench/prompts/drafter-train.jsonl
+                (128 greedy tokens each) with auto, with the suffix drafter while it also
+                feeds the trainer (the same load on the machine) and with the suffix drafter
+                alone, in rotating order. Prints speeds, taus and auto's ratio to each
+                suffix run per round, and their medians over rounds (default 25). Threads
+                default to 1; the trainer takes the spare core.
   drafter-eval  A saved drafter (--checkpoint, as 'taildraft train-drafter' writes it) on
                 the held-out prompts (--prompts, default Bench/prompts/drafter-heldout.jsonl),
                 per kind of prompt and over all: its top-1 accuracy and tau, the suffix
@@ -58,7 +67,8 @@ Options:
   --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
   --rounds N       Rounds per measurement (default 5; 25 for speculative, whose single
                    rounds vary by up to 20 % on a shared machine; 15 for the drafter
-                   benchmark's trainer load; 1 for rollout; 3 for drafter-eval).
+                   benchmark's trainer load; 25 for drafter-online; 1 for rollout; 3 for
+                   drafter-eval).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default), suffix, or empty, which never
@@ -232,6 +242,10 @@ do {
             let curve = DrafterCurveBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1, trainTokens: options.trainTokens)
             print(curve.table(try curve.run(progress: true)))
         }
+    case "drafter-online":
+        let benchmark = DrafterOnlineBenchmark(modelPath: modelPath, threads: options.threadCounts?.first ?? 1,
+                                               rounds: options.roundsGiven ? options.rounds : 25)
+        print(benchmark.table(try benchmark.run(progress: true)))
     case "drafter-eval":
         guard let checkpoint = options.checkpoint else { fail("drafter-eval needs --checkpoint PATH, a saved drafter") }
         let benchmark = DrafterEvaluationBenchmark(
@@ -240,8 +254,8 @@ do {
             threads: options.threadCounts?.first ?? 2, rounds: options.roundsGiven ? options.rounds : 3)
         print(benchmark.table(try benchmark.run(progress: true)))
     default:
-        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative, rollout, drafter " +
-             "and drafter-eval")
+        fail("unknown benchmark '\(command)'; the benchmarks are decode, verify-cost, kernels, speculative, rollout, drafter, " +
+             "drafter-online and drafter-eval")
     }
 } catch {
     fail(swappedFileMessage(for: error, command: command) ?? "\(error)")

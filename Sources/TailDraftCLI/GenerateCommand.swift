@@ -102,8 +102,9 @@ enum GenerateCommand {
                               "drafting \(fixed(s.draftSeconds * 1000, 1)) ms, verifying \(fixed(s.verifySeconds * 1000, 1)) ms")
             }
             if let auto = speculation?.drafter as? AutoDrafter, auto.mergedDrafter != nil {
-                Console.error("auto: learned branches in \(auto.mergedSteps) steps, merged \(auto.merges) and dropped \(auto.drops) times, " +
-                              "\(fixed(auto.expectedGain, 2)) extra tokens per step at the end")
+                Console.error("auto: learned branches in \(auto.mergedSteps) steps, \(auto.trialSteps) trial steps (\(auto.skippedTrials) left out " +
+                              "while the learned drafter's accuracy was below \(fixed(auto.policy.minAccuracy * 100, 0)) %), " +
+                              "merged \(auto.merges) and dropped \(auto.drops) times, \(fixed(auto.expectedGain, 2)) extra tokens per step at the end")
             }
             if let training, let drafter = learned?.drafter {
                 Console.error(LearnedDrafterSession.summary(training, drafter: drafter))
@@ -138,11 +139,12 @@ private func speculationOptions(_ args: Arguments, learned: LearnedDrafter?) thr
 }
 
 /// Returns the JSON fields of an `AutoDrafter` that merges the learned drafter's branches
-/// (steps with merged branches, merges, drops and the final average gain). Other drafters
-/// get none.
+/// (steps with merged branches, trial steps, trials left out, merges, drops and the final
+/// average gain). Other drafters get none.
 private func mergeFields(_ drafter: (any Drafter)?) -> [(String, JSON)] {
     guard let auto = drafter as? AutoDrafter, auto.mergedDrafter != nil else { return [] }
-    return [("merged_steps", .int(auto.mergedSteps)), ("merges", .int(auto.merges)), ("drops", .int(auto.drops)),
+    return [("merged_steps", .int(auto.mergedSteps)), ("trial_steps", .int(auto.trialSteps)), ("skipped_trials", .int(auto.skippedTrials)),
+            ("merges", .int(auto.merges)), ("drops", .int(auto.drops)),
             ("merge_gain", .number(auto.expectedGain))]
 }
 

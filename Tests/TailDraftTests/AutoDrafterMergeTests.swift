@@ -5,6 +5,8 @@ import Testing
 final class ChainDrafter: Drafter {
     let name = "chain"
     var chain: [Int32]
+    /// What `recentAccuracy` reports.
+    var accuracy: Double?
     private(set) var proposals = 0
 
     init(_ chain: [Int32]) { self.chain = chain }
@@ -13,6 +15,8 @@ final class ChainDrafter: Drafter {
         proposals += 1
         return DraftTree(root: context.last!, chain: Array(chain.prefix(min(budget, maxDepth))))
     }
+
+    func recentAccuracy() -> Double? { accuracy }
 }
 
 /// `AutoDrafter` merging another drafter's branches: the merged tree's shape, the merge and
@@ -60,6 +64,7 @@ final class ChainDrafter: Drafter {
 
         run(auto, steps: 1, truth: [5, 6, 7, 8, 9])
         #expect(learned.proposals == 1, "a trial merge at step 4")
+        #expect(auto.trialSteps == 1 && auto.mergedSteps == 1)
         #expect(auto.isMerging, "the trial merge added 2 tokens, so the average \(auto.expectedGain) passes 0.25")
         #expect(auto.merges == 1)
 
@@ -96,6 +101,23 @@ final class ChainDrafter: Drafter {
         learned.chain = [5, 6, 7, 8]
         run(auto, steps: 16, truth: [5, 6, 7, 8, 9])
         #expect(auto.isMerging, "the next trial saw 4 extra tokens; average \(auto.expectedGain)")
+    }
+
+    /// Trial merges wait while the merged drafter reports an accuracy below the policy's
+    /// minimum, and run again at the first due step after it rises.
+    @Test func trialsWaitForTheMinimumAccuracy() {
+        let own = ChainDrafter([1, 2, 3, 4]), learned = ChainDrafter([5, 6, 7, 8])
+        learned.accuracy = 0.2
+        let auto = AutoDrafter(drafters: [own], merging: learned, policy: .init(probeEvery: 2, maxProbeEvery: 4, minAccuracy: 0.3))
+        run(auto, steps: 20, truth: [5, 6, 7, 8, 9])
+        #expect(learned.proposals == 0)
+        #expect(auto.mergedSteps == 0)
+        #expect(auto.skippedTrials == 10, "due every 2 steps, since a trial left out does not double the interval")
+        learned.accuracy = 0.3
+        run(auto, steps: 2, truth: [5, 6, 7, 8, 9])
+        #expect(learned.proposals == 1)
+        #expect(auto.trialSteps == 1)
+        #expect(auto.isMerging, "the trial merge added 2 tokens; average \(auto.expectedGain)")
     }
 
     /// A shadow draft, which is never verified, comes from the chosen drafter alone. A trial

@@ -309,7 +309,7 @@ import Testing
             let b = try #require(try JSONSerialization.jsonObject(with: Data(auto.standardOutput.utf8)) as? [String: Any])
             #expect((a["token_ids"] as? [Int]) == (b["token_ids"] as? [Int]))
             let statistics = try #require(b["speculation"] as? [String: Any])
-            for key in ["merged_steps", "merges", "drops", "merge_gain"] {
+            for key in ["merged_steps", "trial_steps", "skipped_trials", "merges", "drops", "merge_gain"] {
                 #expect(statistics[key] != nil, "missing \(key)")
             }
             let training = try #require(b["drafter_training"] as? [String: Any])

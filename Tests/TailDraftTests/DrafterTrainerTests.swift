@@ -96,6 +96,43 @@ import Testing
         }
     }
 
+    /// The learned drafter's accuracy estimate is the trainer's test-then-train accuracy over
+    /// the rows evaluated since the previous estimate, taken once enough rows arrived.
+    @Test func recentAccuracyCoversRowsSinceThePreviousEstimate() throws {
+        try KernelGate.run {
+            try withTinyEngine(LearnedDrafterTests.spec) { engine in
+                let target = DrafterTarget(model: engine.model)
+                let initial = try DrafterWeights.random(config: LearnedDrafterTests.config, target: target, seed: 2)
+                #expect(LearnedDrafter(weights: initial, target: target).recentAccuracy() == nil, "no trainer, no estimate")
+                var options = DrafterTrainerOptions()
+                options.windowLength = 8
+                options.maxEpochs = 1
+                let trainer = DrafterTrainer(initial: initial, target: target, options: options)
+                let drafter = LearnedDrafter(weights: initial, target: target, trainer: trainer)
+                drafter.accuracyRows = 10
+                #expect(drafter.recentAccuracy() == nil, "no rows evaluated yet")
+
+                func feed(seed: UInt64) throws -> DrafterTrainerStatistics {
+                    let tokens = LearnedDrafterTests.prompts(count: 1, length: 20, seed: seed)[0]
+                    let hidden = try LearnedDrafterTests.hiddenStates(engine, tokens)
+                    trainer.record(tokens: tokens[...], hidden: hidden[...], startPosition: 0)
+                    trainer.record(tokens: tokens.prefix(1), hidden: hidden.prefix(LearnedDrafterTests.config.hiddenSize), startPosition: 0)
+                    var steps = 0
+                    while trainer.runOnce() && steps < 100 { steps += 1 }
+                    return trainer.statistics
+                }
+                let first = try feed(seed: 3)
+                #expect(first.freshRows >= 10)
+                #expect(drafter.recentAccuracy() == first.freshAccuracy)
+                let second = try feed(seed: 5)
+                let rows = second.freshRows - first.freshRows
+                #expect(rows >= 10)
+                #expect(drafter.recentAccuracy() == Double(second.freshMatches - first.freshMatches) / Double(rows),
+                        "only the rows after the first estimate count")
+            }
+        }
+    }
+
     /// A second stream with the same tokens from position 0 is not trained again, and each
     /// fresh window's missed rows are recorded for replay.
     @Test func trainerSkipsRepeatedStreamAndRecordsMisses() throws {

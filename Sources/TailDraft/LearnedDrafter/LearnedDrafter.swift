@@ -82,6 +82,28 @@ public final class LearnedDrafter: Drafter {
     /// percent of a target step, so a gated-off decoder scores one draft in four.
     public var shadowInterval: Int { 4 }
 
+    /// Fresh rows the trainer must have evaluated since the last estimate before
+    /// `recentAccuracy` takes a new one.
+    public var accuracyRows = 512
+    /// The trainer's fresh-row counters at the last estimate, and that estimate.
+    private var accuracyBase = (rows: 0, matches: 0)
+    private var accuracyEstimate: Double?
+
+    /// Returns the trainer's test-then-train accuracy (`DrafterTrainerStatistics.freshAccuracy`)
+    /// over the rows it evaluated since the previous estimate, once there are `accuracyRows`
+    /// of them, and until then the previous estimate. Nil without a trainer and before the
+    /// first estimate. Reads the trainer's counters under their lock.
+    public func recentAccuracy() -> Double? {
+        guard let trainer else { return nil }
+        let statistics = trainer.statistics
+        let rows = statistics.freshRows - accuracyBase.rows
+        if rows >= accuracyRows {
+            accuracyEstimate = Double(statistics.freshMatches - accuracyBase.matches) / Double(rows)
+            accuracyBase = (statistics.freshRows, statistics.freshMatches)
+        }
+        return accuracyEstimate
+    }
+
     /// The Q8_0 copy drafting multiplies by, or nil for the F32 parameters.
     var inferenceWeights: DrafterInferenceWeights? { usesQuantizedWeights ? weights.inference : nil }
 

@@ -36,6 +36,13 @@ public protocol Drafter: AnyObject {
     /// gate has switched speculation off. The default 1 suits drafters that cost microseconds.
     /// A drafter whose proposals cost a noticeable part of a target step returns more.
     var shadowInterval: Int { get }
+
+    /// The drafter's own estimate of its recent first-draft accuracy (the share of steps
+    /// whose first drafted token would be the target's), or nil when it has none. A learned
+    /// drafter reports what its trainer measured before training on each new position. The
+    /// default is nil. The answer may take a lock, so callers ask when they need it rather
+    /// than every step.
+    func recentAccuracy() -> Double?
 }
 
 extension Drafter {
@@ -46,4 +53,5 @@ extension Drafter {
     public var observesHiddenStates: Bool { false }
     public func observeHidden(tokens: ArraySlice<Int32>, hidden: ArraySlice<Float>, startPosition: Int) {}
     public var shadowInterval: Int { 1 }
+    public func recentAccuracy() -> Double? { nil }
 }
