@@ -35,6 +35,8 @@ struct TrainerLoadBenchmark {
         let prompt = try engine.tokenizeChat(userMessage: "Write a short story about a lighthouse keeper and a storm.")
         let cores = ProcessorCount.online
         let trainerCore = cores > threads ? cores - 1 : nil
+        // As `taildraft generate` does when the trainer shares the inference cores.
+        if trainerCore == nil && threads > 1 { engine.model.setWorkerSpin(milliseconds: 200) }
 
         var without: [Double] = [], with: [Double] = [], rows: [Double] = [], busy: [Double] = [], slowdowns: [Double] = []
         for round in 0...rounds {

@@ -212,7 +212,7 @@ int64_t td_int8_scaled_peak(int64_t iterations, int nthreads);
 int64_t td_int8_peak_macs_per_iteration(void);
 
 /* Sets libomp's spin time after a parallel region, in milliseconds (libomp's default is 200,
- * which burns an idle core). */
+ * which burns an idle core), for the parallel regions the calling thread starts. */
 void td_set_blocktime_ms(int ms);
 
 /*

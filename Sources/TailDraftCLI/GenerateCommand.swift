@@ -102,9 +102,10 @@ enum GenerateCommand {
                               "drafting \(fixed(s.draftSeconds * 1000, 1)) ms, verifying \(fixed(s.verifySeconds * 1000, 1)) ms")
             }
             if let auto = speculation?.drafter as? AutoDrafter, auto.mergedDrafter != nil {
-                Console.error("auto: learned branches in \(auto.mergedSteps) steps, \(auto.trialSteps) trial steps (\(auto.skippedTrials) left out " +
-                              "while the learned drafter's accuracy was below \(fixed(auto.policy.minAccuracy * 100, 0)) %), " +
-                              "merged \(auto.merges) and dropped \(auto.drops) times, \(fixed(auto.expectedGain, 2)) extra tokens per step at the end")
+                Console.error("auto: learned branches in \(plural(auto.mergedSteps, "step")), \(auto.trialSteps) of them trials " +
+                              "(\(auto.skippedTrials) more left out while the learned drafter's accuracy was below " +
+                              "\(fixed(auto.policy.minAccuracy * 100, 0)) %), merged \(plural(auto.merges, "time")) and dropped " +
+                              "\(plural(auto.drops, "time")), \(fixed(auto.expectedGain, 2)) extra tokens per step at the end")
             }
             if let training, let drafter = learned?.drafter {
                 Console.error(LearnedDrafterSession.summary(training, drafter: drafter))

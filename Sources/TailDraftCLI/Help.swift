@@ -145,8 +145,8 @@ enum Help {
                            switched off, drafted, accepted, acceptance_rate: accepted over
                            drafted, acceptance_length in tokens per step, acceptance_by_depth,
                            draft_ms, verify_ms; with auto and --drafter also merged_steps:
-                           steps whose tree contained learned branches, trial_steps: steps
-                           that measured the learned branches without verifying them,
+                           steps whose tree contained learned branches, trial_steps: those
+                           of them that were trials before a merge,
                            skipped_trials: trials left out while the learned drafter's
                            accuracy was below 35 %, merges and drops: times they were merged
                            and dropped, merge_gain: extra accepted tokens per step at the

@@ -31,6 +31,15 @@ public final class Transformer: @unchecked Sendable {
         try self.init(config: config, weights: ModelWeights(file: file, config: config), threads: threads)
     }
 
+    /// Sets how long the kernels' worker threads keep spinning after a parallel region before
+    /// they sleep, for the kernels the calling thread runs. The default of 1 ms leaves a core
+    /// free soon after inference stops. When an idle-priority trainer shares the inference
+    /// cores, a sleeping worker hands its core to the trainer until the scheduler's next tick,
+    /// so callers in that case set a longer spin, such as 200 ms.
+    public func setWorkerSpin(milliseconds: Int) {
+        td_set_blocktime_ms(Int32(clamping: milliseconds))
+    }
+
     /// Runs `batch` through the model, appending its rows to `caches`.
     ///
     /// On success each sequence's cache `count` grows by its number of rows; on a thrown
