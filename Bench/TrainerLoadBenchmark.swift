@@ -36,7 +36,7 @@ struct TrainerLoadBenchmark {
         let cores = ProcessorCount.online
         let trainerCore = cores > threads ? cores - 1 : nil
         // As `taildraft generate` does when the trainer shares the inference cores.
-        if trainerCore == nil && threads > 1 { engine.model.setWorkerSpin(milliseconds: 200) }
+        if trainerCore == nil && threads > 1 { engine.model.keepWorkersSpinning() }
 
         var without: [Double] = [], with: [Double] = [], rows: [Double] = [], busy: [Double] = [], slowdowns: [Double] = []
         for round in 0...rounds {

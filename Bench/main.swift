@@ -191,6 +191,10 @@ struct BenchOptions {
     }
 }
 
+// As in the taildraft command: waiting libomp workers spin instead of yielding their core
+// to the idle-priority drafter trainer. A value the user set is kept.
+setenv("KMP_USE_YIELD", "0", 0)
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first, !["--help", "-h", "help"].contains(command) else {
     print(usage)

@@ -104,12 +104,3 @@ const td_kernel_table *td_active_table(void) {
 void td_set_blocktime_ms(int ms) {
     kmp_set_blocktime(ms);
 }
-
-/* Runs when the library loads, before any parallel region starts libomp. A waiting libomp
- * worker calls sched_yield by default, and the Linux scheduler then runs an idle-priority
- * thread on that core (the drafter trainer) until the next tick. With two inference threads
- * on two cores and the trainer unpinned, that made decode 2.2 times slower; without the
- * yields it was 1.6 times slower. KMP_USE_YIELD set by the user is kept. */
-__attribute__((constructor)) static void td_omp_defaults(void) {
-    setenv("KMP_USE_YIELD", "0", 0);
-}

@@ -48,8 +48,8 @@ final class LearnedDrafterSession {
                           "the cycles inference leaves; use --threads \(online - 1) --train-cores \(online - 1) to give it a core")
         }
         if !ownCores && model.threads > 1 {
-            // Workers that slept between passes would hand their core to the trainer.
-            model.setWorkerSpin(milliseconds: 200)
+            // Workers that yield or sleep between passes would hand their core to the trainer.
+            model.keepWorkersSpinning()
         }
         options.checkpointPath = path
         // Only train-drafter accepts --unroll-weight; elsewhere this is the default, 0.

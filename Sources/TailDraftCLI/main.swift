@@ -5,6 +5,11 @@ import Darwin
 #endif
 import TailDraft
 
+// libomp reads this when its first parallel region starts. A waiting worker then spins
+// instead of yielding its core, which Linux would give to the idle-priority drafter trainer
+// until its next tick (see `Transformer.keepWorkersSpinning`). A value the user set is kept.
+setenv("KMP_USE_YIELD", "0", 0)
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 let command = arguments.first ?? "help"
 let rest = Array(arguments.dropFirst())

@@ -31,12 +31,14 @@ public final class Transformer: @unchecked Sendable {
         try self.init(config: config, weights: ModelWeights(file: file, config: config), threads: threads)
     }
 
-    /// Sets how long the kernels' worker threads keep spinning after a parallel region before
-    /// they sleep, for the kernels the calling thread runs. The default of 1 ms leaves a core
-    /// free soon after inference stops. When an idle-priority trainer shares the inference
-    /// cores, a sleeping worker hands its core to the trainer until the scheduler's next tick,
-    /// so callers in that case set a longer spin, such as 200 ms.
-    public func setWorkerSpin(milliseconds: Int) {
+    /// Lets the kernels' worker threads spin `milliseconds` after a parallel region before they
+    /// sleep (1 ms by default), for the kernels the calling thread runs. When an idle-priority
+    /// thread such as the drafter trainer shares the inference cores, Linux runs it on the
+    /// core of a worker that sleeps or yields until the scheduler's next tick; with two
+    /// inference threads on two cores that made decode more than twice as slow. A longer spin
+    /// covers the sleeping. The yields stop only with `KMP_USE_YIELD=0` in the environment
+    /// before libomp starts, which the `taildraft` and `taildraft-bench` commands set.
+    public func keepWorkersSpinning(milliseconds: Int = 200) {
         td_set_blocktime_ms(Int32(clamping: milliseconds))
     }
 
