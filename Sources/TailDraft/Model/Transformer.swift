@@ -33,10 +33,10 @@ public final class Transformer: @unchecked Sendable {
 
     /// Lets the kernels' worker threads spin `milliseconds` after a parallel region before they
     /// sleep (1 ms by default), for the kernels the calling thread runs. When an idle-priority
-    /// thread such as the drafter trainer shares the inference cores, Linux runs it on the
-    /// core of a worker that sleeps or yields until the scheduler's next tick; with two
-    /// inference threads on two cores that made decode more than twice as slow. A longer spin
-    /// covers the sleeping. The yields stop only with `KMP_USE_YIELD=0` in the environment
+    /// thread such as the drafter trainer shares the inference cores, Linux gives it the core
+    /// of a worker that sleeps or yields, until the scheduler's next tick. With two inference
+    /// threads on two cores that made decode more than twice as slow. A longer spin covers the
+    /// sleeping. The yields stop only with `KMP_USE_YIELD=0` in the environment
     /// before libomp starts, which the `taildraft` and `taildraft-bench` commands set.
     public func keepWorkersSpinning(milliseconds: Int = 200) {
         td_set_blocktime_ms(Int32(clamping: milliseconds))
