@@ -65,10 +65,10 @@ Benchmarks:
 Options:
   --model PATH     GGUF model file (required).
   --threads N      Measure only N threads (default: 1 and 2 for decode, 2 for verify-cost).
-  --rounds N       Rounds per measurement (default 5; 25 for speculative, whose single
-                   rounds vary by up to 20 % on a shared machine; 15 for the drafter
-                   benchmark's trainer load; 25 for drafter-online; 1 for rollout; 3 for
-                   drafter-eval).
+  --rounds N       Rounds per measurement, 1 to 100 (default 5; 25 for speculative,
+                   whose single rounds vary by up to 20 % on a shared machine; 15 for the
+                   drafter benchmark's trainer load; 25 for drafter-online; 1 for rollout;
+                   3 for drafter-eval).
   --context N      Tokens already in the KV cache for verify-cost (default 512).
   --draft-budget N Most drafted tokens per step for speculative (default 3).
   --drafter NAME   Drafter for speculative: lookup (default), suffix, or empty, which never
@@ -93,8 +93,8 @@ Rollout options:
   --tail-threshold N        Running sequences at or below which speculation runs (default 4).
   --rounds N                Interleaved rounds of the four modes (default 1 for rollout).
 
-Each result prints the median and the spread (min..max) over the rounds, the CPU model,
-the ISA path and the peak resident memory.
+Results are medians over the rounds with their spread (min..max), printed with the CPU
+model.
 """
 
 func fail(_ message: String) -> Never {
