@@ -31,6 +31,15 @@ enum GenerateCommand {
         let mode = args.string("speculate")
         let usesLearned = mode == "learned" || (mode == "auto" && args.string("drafter") != nil)
         let learned = usesLearned ? try LearnedDrafterSession(args, model: engine.model) : nil
+        if let learned, !learned.trainerHasOwnCores, engine.model.threads > 1 {
+            // Workers that yield or sleep between passes would hand their core to the trainer.
+            engine.model.keepWorkersSpinning()
+            let online = ProcessorCount.online
+            if args.string("train-cores") == nil && engine.model.threads >= online {
+                Console.error("note: training shares all \(online) cores with the \(engine.model.threads) inference threads, so it " +
+                              "only gets the cycles inference leaves; use --threads \(online - 1) --train-cores \(online - 1) to give it a core")
+            }
+        }
         if learned == nil && (args.string("drafter") != nil || args.string("train-cores") != nil || args.string("replay-mb") != nil) {
             throw UsageError(description: "--drafter, --train-cores and --replay-mb need --speculate learned, or --speculate auto with --drafter")
         }

@@ -42,14 +42,6 @@ final class LearnedDrafterSession {
                               "\(model.threads) inference threads, so training only gets the cycles inference leaves; " +
                               "use --threads \(max(1, rest.count)) to give it whole cores")
             }
-        } else if model.threads >= ProcessorCount.online && ProcessorCount.online > 1 {
-            let online = ProcessorCount.online
-            Console.error("note: training shares all \(online) cores with the \(model.threads) inference threads, so it only gets " +
-                          "the cycles inference leaves; use --threads \(online - 1) --train-cores \(online - 1) to give it a core")
-        }
-        if !ownCores && model.threads > 1 {
-            // Workers that yield or sleep between passes would hand their core to the trainer.
-            model.keepWorkersSpinning()
         }
         options.checkpointPath = path
         // Only train-drafter accepts --unroll-weight; elsewhere this is the default, 0.
