@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TailDraft
 
 /// Median and range of repeated measurements.
 struct Summary {
@@ -14,6 +15,13 @@ struct Summary {
     }
     var minimum: Double { samples.min() ?? 0 }
     var maximum: Double { samples.max() ?? 0 }
+}
+
+/// Returns the core the drafter trainer gets in the benchmarks: the last one when the machine
+/// has more cores than `threads` inference threads, otherwise nil (the trainer shares them).
+func spareTrainerCore(threads: Int) -> Int? {
+    let cores = ProcessorCount.online
+    return cores > threads ? cores - 1 : nil
 }
 
 extension String {

@@ -32,8 +32,7 @@ struct DrafterCurveBenchmark {
         let measurement = HeldOutMeasurement(engine: engine, target: target, cost: cost, budget: budget, tokens: heldOutTokens)
 
         var trainerOptions = DrafterTrainerOptions()
-        let cores = ProcessorCount.online
-        trainerOptions.cores = cores > threads ? [cores - 1] : nil
+        trainerOptions.cores = spareTrainerCore(threads: threads).map { [$0] }
         let initial = try DrafterWeights.random(config: DrafterConfig(target: engine.model.config), target: target)
         let trainer = DrafterTrainer(initial: initial, target: target, options: trainerOptions)
         let training = LearnedDrafter(weights: initial, target: target, trainer: trainer)

@@ -1,7 +1,7 @@
 import TailDraft
 
 /// `auto` with a learned drafter that starts from random weights and trains online, against
-/// the suffix drafter alone, both under the adaptive gate: whether the learned drafter ever
+/// the suffix drafter alone, all under the adaptive gate: whether the learned drafter ever
 /// costs speed while it is still learning.
 ///
 /// Three drafters serve the whole run, as in a long-running process, each keeping its
@@ -57,8 +57,11 @@ struct DrafterOnlineBenchmark {
         let cost = try VerificationCost.cached(model: engine.model, modelPath: modelPath, maxRows: budget + 1)
 
         var trainerOptions = DrafterTrainerOptions()
-        let cores = ProcessorCount.online
-        trainerOptions.cores = cores > threads ? [cores - 1] : nil
+        trainerOptions.cores = spareTrainerCore(threads: threads).map { [$0] }
+        if trainerOptions.cores == nil && threads > 1 {
+            // As `taildraft generate` does when the trainer shares the inference cores.
+            engine.model.keepWorkersSpinning()
+        }
         let initial = try DrafterWeights.random(config: DrafterConfig(target: engine.model.config), target: target)
         let trainer = DrafterTrainer(initial: initial, target: target, options: trainerOptions)
         let learned = LearnedDrafter(weights: initial, target: target, trainer: trainer, threads: threads)
@@ -124,7 +127,7 @@ struct DrafterOnlineBenchmark {
             let s = Summary(samples: values)
             return "median \(decimals(s.median, 3)) (\(decimals(s.minimum, 3))..\(decimals(s.maximum, 3)))"
         }
-        lines.append("over \(result.rounds.count) rounds: auto over fed suffix \(summary(result.rounds.map(\.overFedSuffix))), " +
+        lines.append("over \(result.rounds.count) round\(result.rounds.count == 1 ? "" : "s"): auto over fed suffix \(summary(result.rounds.map(\.overFedSuffix))), " +
                      "auto over suffix \(summary(result.rounds.map(\.overSuffix)))")
         lines.append("learned branches in \(result.mergedSteps) steps, \(result.trialSteps) trial steps (\(result.skippedTrials) left out " +
                      "for low accuracy), merged \(result.merges) and dropped \(result.drops) times; same tokens: \(result.sameTokens ? "yes" : "NO")")

@@ -33,10 +33,11 @@ struct TrainerLoadBenchmark {
         let target = DrafterTarget(model: engine.model)
         let config = DrafterConfig(target: engine.model.config)
         let prompt = try engine.tokenizeChat(userMessage: "Write a short story about a lighthouse keeper and a storm.")
-        let cores = ProcessorCount.online
-        let trainerCore = cores > threads ? cores - 1 : nil
-        // As `taildraft generate` does when the trainer shares the inference cores.
-        if trainerCore == nil && threads > 1 { engine.model.keepWorkersSpinning() }
+        let trainerCore = spareTrainerCore(threads: threads)
+        if trainerCore == nil && threads > 1 {
+            // As `taildraft generate` does when the trainer shares the inference cores.
+            engine.model.keepWorkersSpinning()
+        }
 
         var without: [Double] = [], with: [Double] = [], rows: [Double] = [], busy: [Double] = [], slowdowns: [Double] = []
         for round in 0...rounds {

@@ -15,7 +15,8 @@
 ///
 /// A trial merge is verified like a merged step, so a wrong branch can take a node from the
 /// chosen drafter's tree. Matching an unverified merged copy against the target's tokens
-/// instead sees at most one token past the accepted ones. Tried on SmolLM2, that merged the
+/// instead counts at most one token past the accepted ones, because the target gives none
+/// beyond them. Tried on SmolLM2, that merged the
 /// branches of a well-trained drafter later (gated tau 1.19 instead of 1.22 on held-out
 /// prompts) and gained nothing measurable for a drafter learning from scratch.
 public final class AutoDrafter: Drafter {
@@ -34,8 +35,8 @@ public final class AutoDrafter: Drafter {
         public var dropBelow: Double
         /// Most drafted nodes left for the merged branches; nil for half the budget.
         public var reserved: Int?
-        /// Least first-draft accuracy the merged drafter must report (`recentAccuracy`) for a
-        /// trial to run; a drafter that reports none is tried regardless. On SmolLM2's
+        /// Minimum first-draft accuracy the merged drafter must report (`recentAccuracy`) for a
+        /// trial to run. A drafter that reports none is tried regardless. On SmolLM2's
         /// held-out prompts, the branches of learned drafters at 24 to 27 % top-1 accuracy
         /// never made the merged tree faster than the suffix drafter alone, and those of one
         /// at 45 % made it about 1 % faster.
@@ -131,7 +132,7 @@ public final class AutoDrafter: Drafter {
         primaryTree = nil
         guard mayMerge, let mergedDrafter, isMerging || step >= nextProbe, tree.sampledFrom.isEmpty else { return tree }
         if !isMerging, let accuracy = mergedDrafter.recentAccuracy(), accuracy < policy.minAccuracy {
-            // Not worth a trial yet; look again after the current interval.
+            // Not worth a trial yet, so look again after the current interval.
             skippedTrials += 1
             nextProbe = step + probeInterval
             return tree

@@ -40,7 +40,7 @@ public protocol Drafter: AnyObject {
     /// The drafter's own estimate of its recent first-draft accuracy (the share of steps
     /// whose first drafted token would be the target's), or nil when it has none. A learned
     /// drafter reports what its trainer measured before training on each new position. The
-    /// default is nil. The answer may take a lock, so callers ask when they need it rather
+    /// default is nil. Reading it may take a lock, so callers read it when they need it rather
     /// than every step.
     func recentAccuracy() -> Double?
 }
