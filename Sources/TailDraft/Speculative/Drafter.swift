@@ -37,11 +37,11 @@ public protocol Drafter: AnyObject {
     /// A drafter whose proposals cost a noticeable part of a target step returns more.
     var shadowInterval: Int { get }
 
-    /// The drafter's own estimate of its recent first-draft accuracy (the share of steps
-    /// whose first drafted token would be the target's), or nil when it has none. A learned
-    /// drafter reports what its trainer measured before training on each new position. The
-    /// default is nil. Reading it may take a lock, so callers read it when they need it rather
-    /// than every step.
+    /// Returns the drafter's own estimate of its recent first-draft accuracy (the share of
+    /// steps whose first drafted token would be the target's), or nil when it has none. A
+    /// learned drafter reports what its trainer measured before training on each new position.
+    /// The default is nil. The call may take a lock, so callers make it when they need the
+    /// estimate rather than every step.
     func recentAccuracy() -> Double?
 }
 
